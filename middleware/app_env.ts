@@ -1,0 +1,19 @@
+import type { Logger } from "../services/logger.ts";
+
+/** Bindings passed by `Deno.serve` as the second handler argument. */
+export interface ServerBindings {
+  remoteAddr?: Deno.Addr;
+}
+
+/** Per-request values shared by middleware and routes. */
+export interface AppVariables {
+  requestId: string;
+  clientIp: string;
+  logger: Logger;
+}
+
+/** The one Hono environment type of the app. */
+export interface AppEnv {
+  Bindings: ServerBindings;
+  Variables: AppVariables;
+}

@@ -1,0 +1,29 @@
+import type { MiddlewareHandler } from "hono";
+import { bodyLimit as honoBodyLimit } from "hono/body-limit";
+import { PayloadTooLargeError } from "../services/errors.ts";
+import type { AppEnv } from "./app_env.ts";
+
+/** Options of {@linkcode bodyLimit}. */
+export interface BodyLimitOptions {
+  /** Largest accepted body in bytes. */
+  maxBytes: number;
+}
+
+/**
+ * Refuses bodies over `maxBytes` with 413: at once from `Content-Length`, or
+ * as soon as a chunked body passes the limit, without reading the rest.
+ */
+export function bodyLimit(options: BodyLimitOptions): MiddlewareHandler<AppEnv> {
+  if (!Number.isInteger(options.maxBytes) || options.maxBytes <= 0) {
+    throw new TypeError("Cannot create bodyLimit: maxBytes must be a positive integer");
+  }
+  const limit = honoBodyLimit({
+    maxSize: options.maxBytes,
+    onError: () => {
+      throw new PayloadTooLargeError(`Request body exceeds ${options.maxBytes} bytes`);
+    },
+  });
+  return async function bodyLimit(c, next) {
+    await limit(c, next);
+  };
+}

@@ -1,0 +1,83 @@
+import type { MiddlewareHandler } from "hono";
+import { cors } from "hono/cors";
+import type { AppEnv } from "./app_env.ts";
+
+/** Options of {@linkcode corsPolicy}. */
+export interface CorsPolicyOptions {
+  /** Exact origins, or `scheme://*.domain[:port]` for any single label; `*` allows any. */
+  origins: readonly string[];
+}
+
+const ALLOW_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+const ALLOW_HEADERS = [
+  "Authorization",
+  "Content-Type",
+  "X-API-Key",
+  "X-Request-ID",
+  "X-CSRF-Token",
+];
+const EXPOSE_HEADERS = [
+  "X-Request-ID",
+  "X-RateLimit-Limit",
+  "X-RateLimit-Remaining",
+  "X-RateLimit-Reset",
+  "Retry-After",
+];
+/** Preflight cache lifetime in seconds (one day, API.md). */
+const MAX_AGE = 86400;
+
+/**
+ * CORS per API.md. The Origin is compared as a parsed origin, never as a
+ * substring, so `null`, `https://allowed.example.evil.com` and look-alikes
+ * get no `Access-Control-Allow-Origin` at all (and nothing is reflected).
+ */
+export function corsPolicy(options: CorsPolicyOptions): MiddlewareHandler<AppEnv> {
+  const matchers = options.origins.map(compileOrigin);
+  const allowAny = options.origins.includes("*");
+  return cors({
+    origin: (origin) => {
+      const normalized = normalizeOrigin(origin);
+      if (normalized === null) return null;
+      if (allowAny || matchers.some((m) => m(normalized))) return normalized;
+      return null;
+    },
+    allowMethods: ALLOW_METHODS,
+    allowHeaders: ALLOW_HEADERS,
+    exposeHeaders: EXPOSE_HEADERS,
+    credentials: true,
+    maxAge: MAX_AGE,
+  });
+}
+
+/** Returns the serialized origin of `value`, or null for `null`, paths, userinfo and the like. */
+function normalizeOrigin(value: string): string | null {
+  if (value === "" || value.length > 2048 || !/^https?:\/\//i.test(value)) return null;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch (error) {
+    // An unparseable Origin header is simply not an allowed origin.
+    if (error instanceof TypeError) return null;
+    throw error;
+  }
+  // A real Origin header is exactly scheme://host[:port]; anything more is forged.
+  return url.origin === value.toLowerCase() ? url.origin : null;
+}
+
+function compileOrigin(pattern: string): (origin: string) => boolean {
+  if (pattern === "*") return () => true;
+  const wildcard = /^(https?):\/\/\*\.(.+)$/i.exec(pattern);
+  if (wildcard === null) {
+    const exact = new URL(pattern).origin;
+    return (origin) => origin === exact;
+  }
+  const base = new URL(`${wildcard[1]}://${wildcard[2]}`);
+  const suffix = `.${base.hostname}`;
+  return (origin) => {
+    const url = new URL(origin);
+    if (url.protocol !== base.protocol || url.port !== base.port) return false;
+    if (!url.hostname.endsWith(suffix)) return false;
+    // `*` stands for exactly one DNS label, as in TLS certificate wildcards (RFC 6125 §6.4.3).
+    return /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(url.hostname.slice(0, -suffix.length));
+  };
+}

@@ -1,0 +1,56 @@
+import type { MiddlewareHandler } from "hono";
+import { routePath } from "hono/route";
+import { resolveClientIp } from "../services/client_ip.ts";
+import type { Logger } from "../services/logger.ts";
+import type { AppEnv } from "./app_env.ts";
+
+/** Options of {@linkcode requestContext}. */
+export interface RequestContextOptions {
+  logger: Logger;
+  /** Trusted proxy hops for `X-Forwarded-For`. @default 0 */
+  trustProxy?: number;
+  /** Monotonic milliseconds for durations. @default performance.now */
+  now?: () => number;
+}
+
+/** API.md: an incoming id is reused only when it is 1-128 chars of `[A-Za-z0-9._-]`. */
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
+
+/**
+ * Outermost middleware: assigns the request id and client IP, sets
+ * `X-Request-ID` on every response (preflights and errors too) and writes one
+ * access-log line. Logs the route pattern, never the query string or headers,
+ * so tokens and secrets cannot reach the log.
+ */
+export function requestContext(options: RequestContextOptions): MiddlewareHandler<AppEnv> {
+  const { logger } = options;
+  const trustProxy = options.trustProxy ?? 0;
+  if (!Number.isInteger(trustProxy) || trustProxy < 0) {
+    throw new TypeError("Cannot create requestContext: trustProxy must be a non-negative integer");
+  }
+  const now = options.now ?? (() => performance.now());
+  return async function requestContext(c, next) {
+    const started = now();
+    const incoming = c.req.header("x-request-id");
+    const requestId = incoming !== undefined && REQUEST_ID.test(incoming)
+      ? incoming
+      : crypto.randomUUID();
+    const addr = c.env?.remoteAddr;
+    const peer = addr !== undefined && "hostname" in addr ? addr.hostname : undefined;
+    const clientIp = resolveClientIp(peer, c.req.header("x-forwarded-for"), trustProxy);
+    c.set("requestId", requestId);
+    c.set("clientIp", clientIp);
+    c.set("logger", logger);
+    await next();
+    c.res.headers.set("X-Request-ID", requestId);
+    logger.info("request", {
+      request_id: requestId,
+      method: c.req.method,
+      route: routePath(c),
+      path: c.req.path,
+      status: c.res.status,
+      duration_ms: Math.round((now() - started) * 100) / 100,
+      ip: clientIp,
+    });
+  };
+}

@@ -1,0 +1,43 @@
+import type { MiddlewareHandler, ValidationTargets } from "hono";
+import { validator } from "hono-openapi";
+import type { z } from "zod";
+import { UnsupportedMediaTypeError, ValidationError } from "../services/errors.ts";
+import type { AppEnv } from "./app_env.ts";
+
+type Target = keyof ValidationTargets;
+
+const JSON_TYPE = /^application\/([a-z0-9.+-]+\+)?json\s*(;|$)/i;
+
+/**
+ * Validates one request part with a zod schema (the same schema feeds
+ * `/openapi.json`). Failures throw {@linkcode ValidationError} with field
+ * paths, never the raw zod output; a JSON route refuses other media types.
+ *
+ * @throws {UnsupportedMediaTypeError} for a non-JSON body on a JSON route
+ * @throws {ValidationError} when the schema rejects the input
+ */
+// deno-lint-ignore explicit-module-boundary-types -- the inferred type carries the validated input to c.req.valid().
+export function validate<T extends Target, S extends z.ZodType>(target: T, schema: S) {
+  const inner = validator(target, schema, (result) => {
+    if (!result.success) {
+      const errors = result.error.map((issue) => ({
+        path: (issue.path ?? []).map((p) => String(typeof p === "object" ? p.key : p)).join("."),
+        message: issue.message,
+      }));
+      throw new ValidationError("Request validation failed", { errors });
+    }
+  });
+  if (target !== "json") return inner;
+  const jsonOnly: MiddlewareHandler<AppEnv> = async function requireJson(c, next) {
+    if (!JSON_TYPE.test(c.req.header("content-type") ?? "")) {
+      throw new UnsupportedMediaTypeError("Expected an application/json body");
+    }
+    await next();
+  };
+  return Object.assign(
+    (async (c, next) => {
+      await jsonOnly(c, () => inner(c, next) as Promise<void>);
+    }) as typeof inner,
+    inner,
+  );
+}

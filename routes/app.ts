@@ -1,0 +1,33 @@
+import { Hono } from "hono";
+import type { AppEnv } from "../middleware/app_env.ts";
+import { bodyLimit } from "../middleware/body_limit.ts";
+import { corsPolicy } from "../middleware/cors.ts";
+import { notFound, onError } from "../middleware/problem.ts";
+import { requestContext } from "../middleware/request_context.ts";
+import { securityHeaders } from "../middleware/security_headers.ts";
+import type { Deps } from "./deps.ts";
+import { docsRoutes } from "./docs.ts";
+import { healthRoutes } from "./health.ts";
+
+/**
+ * Builds the Bulwark app. The only place that orders middleware, mounts
+ * route modules and registers the error handlers.
+ */
+export function createApp(deps: Deps): Hono<AppEnv> {
+  const { config } = deps;
+  const app = new Hono<AppEnv>();
+  // Order (DESIGN.md): request id → CORS → security headers → body limit.
+  // Security headers are written on the way out, so they are mounted outside
+  // CORS to cover the preflights CORS answers itself; CORS still decides first.
+  app.use(requestContext({ logger: deps.logger, trustProxy: config.trustProxy }));
+  app.use(securityHeaders({ xssProtection: config.xssProtection }));
+  app.use(corsPolicy({ origins: config.corsOrigins }));
+  app.use(bodyLimit({ maxBytes: config.bodyLimitBytes }));
+
+  app.route("/", healthRoutes(deps));
+  app.route("/", docsRoutes(deps, app));
+
+  app.onError(onError);
+  app.notFound(notFound);
+  return app;
+}

@@ -1,0 +1,107 @@
+/** A field-level problem reported inside a problem+json `errors` member. */
+export interface FieldError {
+  readonly path: string;
+  readonly message: string;
+}
+
+/** Options shared by every {@linkcode AppError}. */
+export interface AppErrorOptions {
+  /** The error that led to this one. */
+  cause?: unknown;
+  /** Field-level problems (validation and password policy). */
+  errors?: readonly FieldError[];
+  /** Seconds the client should wait before retrying, sent as `Retry-After`. */
+  retryAfter?: number;
+}
+
+/**
+ * Base class of every error a service throws on purpose. Each subclass carries
+ * a stable `code` from API.md; `middleware/problem.ts` maps codes to HTTP.
+ */
+export abstract class AppError extends Error {
+  abstract readonly code: string;
+  readonly errors: readonly FieldError[] | undefined;
+  readonly retryAfter: number | undefined;
+
+  constructor(message: string, options: AppErrorOptions = {}) {
+    super(message, { cause: options.cause });
+    this.name = new.target.name;
+    this.errors = options.errors;
+    this.retryAfter = options.retryAfter;
+  }
+}
+
+/** Request input failed schema validation. */
+export class ValidationError extends AppError {
+  readonly code = "validation_failed";
+}
+
+/** The request body is not well-formed JSON. */
+export class MalformedJsonError extends AppError {
+  readonly code = "malformed_json";
+}
+
+/** The request body is larger than allowed. */
+export class PayloadTooLargeError extends AppError {
+  readonly code = "payload_too_large";
+}
+
+/** The request body has a media type the route does not accept. */
+export class UnsupportedMediaTypeError extends AppError {
+  readonly code = "unsupported_media_type";
+}
+
+/** Email or password was wrong; deliberately does not say which. */
+export class InvalidCredentialsError extends AppError {
+  readonly code = "invalid_credentials";
+}
+
+/** A credential is missing, malformed, forged or of the wrong kind. */
+export class TokenInvalidError extends AppError {
+  readonly code = "token_invalid";
+}
+
+/** A token was genuine but is past its expiry. */
+export class TokenExpiredError extends AppError {
+  readonly code = "token_expired";
+}
+
+/** A token was genuine but has been revoked. */
+export class TokenRevokedError extends AppError {
+  readonly code = "token_revoked";
+}
+
+/** The caller is authenticated but lacks the right. */
+export class ForbiddenError extends AppError {
+  readonly code = "forbidden";
+}
+
+/** The credential lacks a scope the route needs. */
+export class InsufficientScopeError extends AppError {
+  readonly code = "insufficient_scope";
+}
+
+/** The resource does not exist or is not visible to the caller. */
+export class NotFoundError extends AppError {
+  readonly code = "not_found";
+}
+
+/** The request conflicts with the current state (duplicate, lost race). */
+export class ConflictError extends AppError {
+  readonly code = "conflict";
+}
+
+/** The password breaks the password policy; `errors` lists every rule. */
+export class PasswordPolicyError extends AppError {
+  readonly code = "password_policy";
+}
+
+/** Too many requests in the current window. */
+export class RateLimitedError extends AppError {
+  readonly code = "rate_limited";
+}
+
+/** The store or another dependency the service needs is not answering. */
+export class ServiceUnavailableError extends AppError {
+  readonly code = "service_unavailable";
+}

@@ -1,0 +1,87 @@
+import { createApp } from "../routes/app.ts";
+import type { Deps } from "../routes/deps.ts";
+import type { Clock } from "../services/clock.ts";
+import { type Config, type ConfigIo, loadConfig } from "../services/config.ts";
+import { createLogger, type Logger } from "../services/logger.ts";
+
+/** A clock that only moves when told to. */
+export class FakeClock implements Clock {
+  #now: number;
+  constructor(start: Date | string = "2026-01-01T00:00:00.000Z") {
+    this.#now = new Date(start).getTime();
+  }
+  now(): Date {
+    return new Date(this.#now);
+  }
+  advance(ms: number): void {
+    this.#now += ms;
+  }
+}
+
+/** Config I/O backed by a map, so tests touch no disk. */
+export function memoryIo(files: Record<string, string> = {}): ConfigIo & {
+  files: Record<string, string>;
+} {
+  return {
+    files,
+    readTextFile: (path) => files[path] ?? null,
+    writeSecretFile: (path, text) => {
+      files[path] = text;
+    },
+  };
+}
+
+/** A test config: fixed distinct secrets, quiet logs, overridable by env names. */
+export function testConfig(env: Record<string, string> = {}): Config {
+  return loadConfig({
+    APP_ENV: "test",
+    JWT_ACCESS_SECRET: "test-access-secret-0123456789abcdef0123456789",
+    JWT_REFRESH_SECRET: "test-refresh-secret-0123456789abcdef012345678",
+    BCRYPT_ROUNDS: "10",
+    CORS_ORIGINS: "https://app.example.com,https://*.example.org",
+    LOG_LEVEL: "error",
+    ...env,
+  }, { io: memoryIo() });
+}
+
+/** A logger that keeps its lines for assertions. */
+export function memoryLogger(): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  return Object.assign(createLogger({ level: "debug", write: (line) => lines.push(line) }), {
+    lines,
+  });
+}
+
+/** Options of {@linkcode makeDeps}. */
+export interface TestWorld {
+  kv: Deno.Kv;
+  env?: Record<string, string>;
+  clock?: FakeClock;
+}
+
+/** Builds injected dependencies for one test world. */
+export function makeDeps(
+  world: TestWorld,
+): Deps & { clock: FakeClock; logger: ReturnType<typeof memoryLogger> } {
+  return {
+    config: testConfig(world.env),
+    kv: world.kv,
+    clock: world.clock ?? new FakeClock(),
+    logger: memoryLogger(),
+  };
+}
+
+/** Builds an app for in-process requests. */
+export function makeApp(world: TestWorld): ReturnType<typeof createApp> {
+  return createApp(makeDeps(world));
+}
+
+/** Env bindings as Deno.serve would pass them, for `app.request(path, init, env)`. */
+export function peer(hostname = "203.0.113.7"): { remoteAddr: Deno.NetAddr } {
+  return { remoteAddr: { transport: "tcp", hostname, port: 40000 } };
+}
+
+/** Parses a JSON body after checking the content type. */
+export async function json(res: Response): Promise<Record<string, unknown>> {
+  return await res.json() as Record<string, unknown>;
+}
