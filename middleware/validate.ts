@@ -2,7 +2,6 @@ import type { MiddlewareHandler, ValidationTargets } from "hono";
 import { validator } from "hono-openapi";
 import type { z } from "zod";
 import { UnsupportedMediaTypeError, ValidationError } from "../services/errors.ts";
-import type { AppEnv } from "./app_env.ts";
 
 type Target = keyof ValidationTargets;
 
@@ -28,7 +27,7 @@ export function validate<T extends Target, S extends z.ZodType>(target: T, schem
     }
   });
   if (target !== "json") return inner;
-  const jsonOnly: MiddlewareHandler<AppEnv> = async function requireJson(c, next) {
+  const jsonOnly: MiddlewareHandler = async function requireJson(c, next) {
     if (!JSON_TYPE.test(c.req.header("content-type") ?? "")) {
       throw new UnsupportedMediaTypeError("Expected an application/json body");
     }

@@ -1,0 +1,47 @@
+import { createApp } from "../../routes/app.ts";
+import { createSystemClock } from "../../services/clock.ts";
+import { type HttpServer, startHttpServer } from "../../services/http_server.ts";
+import { memoryLogger, testConfig } from "../_helpers.ts";
+
+/** A running service for end-to-end tests; `await using` shuts it down. */
+export interface TestServer extends AsyncDisposable {
+  /** `http://127.0.0.1:<port>`, no trailing slash. */
+  readonly origin: string;
+  readonly server: HttpServer;
+  readonly kv: Deno.Kv;
+  /** Keeps every log line (access log included) for assertions. */
+  readonly logger: ReturnType<typeof memoryLogger>;
+}
+
+/** Starts the real service in-process on a free loopback port, with an in-memory store. */
+export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
+  const config = testConfig(env);
+  const logger = memoryLogger();
+  const kv = await Deno.openKv(":memory:");
+  let server: HttpServer;
+  try {
+    const app = createApp({ config, kv, clock: createSystemClock(), logger });
+    server = startHttpServer({
+      handler: (req, info) => app.fetch(req, info),
+      hostname: "127.0.0.1",
+      port: 0,
+      logger,
+    });
+  } catch (error) {
+    kv.close();
+    throw error;
+  }
+  return {
+    origin: `http://${server.addr.hostname}:${server.addr.port}`,
+    server,
+    kv,
+    logger,
+    async [Symbol.asyncDispose]() {
+      try {
+        await server.shutdown();
+      } finally {
+        kv.close();
+      }
+    },
+  };
+}
