@@ -1,3 +1,4 @@
+import type { Principal } from "../services/auth.ts";
 import type { Logger } from "../services/logger.ts";
 
 /** Bindings passed by `Deno.serve` as the second handler argument. */
@@ -10,6 +11,8 @@ export interface AppVariables {
   requestId: string;
   clientIp: string;
   logger: Logger;
+  /** The authenticated caller, or null for an anonymous request. */
+  principal: Principal | null;
 }
 
 /** The one Hono environment type of the app. */

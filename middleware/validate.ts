@@ -40,3 +40,19 @@ export function validate<T extends Target, S extends z.ZodType>(target: T, schem
     inner,
   );
 }
+
+/**
+ * Parses `value` with `schema`, for inputs a single validator cannot describe
+ * (one route taking JSON or a form).
+ *
+ * @throws {ValidationError} with field paths
+ */
+export function parseInput<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const errors = result.error.issues.map((issue) => ({
+    path: issue.path.map(String).join("."),
+    message: issue.message,
+  }));
+  throw new ValidationError("Request validation failed", { errors });
+}

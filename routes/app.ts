@@ -5,7 +5,11 @@ import { corsPolicy } from "../middleware/cors.ts";
 import { notFound, onError } from "../middleware/problem.ts";
 import { requestContext } from "../middleware/request_context.ts";
 import { securityHeaders } from "../middleware/security_headers.ts";
+import { authenticate } from "../middleware/auth.ts";
+import { createServices } from "../services/container.ts";
+import { authRoutes } from "./auth.ts";
 import type { Deps } from "./deps.ts";
+import { userRoutes } from "./users.ts";
 import { docsRoutes } from "./docs.ts";
 import { healthRoutes } from "./health.ts";
 
@@ -23,8 +27,12 @@ export function createApp(deps: Deps): Hono<AppEnv> {
   app.use(securityHeaders({ xssProtection: config.xssProtection }));
   app.use(corsPolicy({ origins: config.corsOrigins }));
   app.use(bodyLimit({ maxBytes: config.bodyLimitBytes }));
+  const services = createServices(deps);
+  app.use(authenticate({ auth: services.auth, audit: services.audit }));
 
   app.route("/", healthRoutes(deps));
+  app.route("/auth", authRoutes(deps, services));
+  app.route("/users", userRoutes(deps, services));
   app.route("/", docsRoutes(deps, app));
 
   app.onError(onError);

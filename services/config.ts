@@ -26,6 +26,8 @@ export interface Config {
   readonly accessTokenMinutes: number;
   /** @default 7 */
   readonly refreshTokenDays: number;
+  /** Session (refresh) lifetime without remember-me. @default 12 */
+  readonly sessionMaxHours: number;
   /** bcrypt cost; OWASP Password Storage Cheat Sheet asks for at least 10. @default 12 */
   readonly bcryptRounds: number;
   readonly corsOrigins: readonly string[];
@@ -107,6 +109,7 @@ const EnvSchema = z.object({
   DENO_DEPLOYMENT_ID: z.string().optional(),
   ACCESS_TOKEN_EXPIRE_MINUTES: positiveInt.max(24 * 60).default(30),
   REFRESH_TOKEN_EXPIRE_DAYS: positiveInt.max(365).default(7),
+  SESSION_MAX_HOURS: positiveInt.max(24 * 30).default(12),
   BCRYPT_ROUNDS: z.coerce.number().int().min(10).max(31).default(12),
   CORS_ORIGINS: z.string().default(""),
   TRUST_PROXY: z.coerce.number().int().min(0).max(10).default(0),
@@ -200,6 +203,7 @@ export function loadConfig(
     refreshKeys: Object.freeze(rings.refresh),
     accessTokenMinutes: e.ACCESS_TOKEN_EXPIRE_MINUTES,
     refreshTokenDays: e.REFRESH_TOKEN_EXPIRE_DAYS,
+    sessionMaxHours: e.SESSION_MAX_HOURS,
     bcryptRounds: e.BCRYPT_ROUNDS,
     corsOrigins: Object.freeze(corsOrigins),
     trustProxy: e.TRUST_PROXY,
@@ -228,6 +232,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     JWT_REFRESH_KEYS: config.refreshKeys.map((k) => k.kid),
     ACCESS_TOKEN_EXPIRE_MINUTES: config.accessTokenMinutes,
     REFRESH_TOKEN_EXPIRE_DAYS: config.refreshTokenDays,
+    SESSION_MAX_HOURS: config.sessionMaxHours,
     BCRYPT_ROUNDS: config.bcryptRounds,
     CORS_ORIGINS: config.corsOrigins,
     TRUST_PROXY: config.trustProxy,

@@ -3,6 +3,8 @@ import type { Deps } from "../routes/deps.ts";
 import type { Clock } from "../services/clock.ts";
 import { type Config, type ConfigIo, loadConfig } from "../services/config.ts";
 import { createLogger, type Logger } from "../services/logger.ts";
+import { createBcryptHasher, type PasswordHasher } from "../services/password_hasher.ts";
+import { createPasswordPolicy, type PasswordPolicy } from "../services/password_policy.ts";
 
 /** A clock that only moves when told to. */
 export class FakeClock implements Clock {
@@ -57,6 +59,20 @@ export interface TestWorld {
   kv: Deno.Kv;
   env?: Record<string, string>;
   clock?: FakeClock;
+  hasher?: PasswordHasher;
+}
+
+/** The same bcrypt implementation at its minimum cost, on the calling thread. */
+export function testHasher(): PasswordHasher {
+  return createBcryptHasher({ rounds: 4, workers: 0 });
+}
+
+let sharedPolicy: PasswordPolicy | undefined;
+
+/** The password policy; built once per test process because its dictionaries are large. */
+export function testPolicy(): PasswordPolicy {
+  sharedPolicy ??= createPasswordPolicy();
+  return sharedPolicy;
 }
 
 /** Builds injected dependencies for one test world. */
@@ -67,6 +83,8 @@ export function makeDeps(
     config: testConfig(world.env),
     kv: world.kv,
     clock: world.clock ?? new FakeClock(),
+    hasher: world.hasher ?? testHasher(),
+    policy: testPolicy(),
     logger: memoryLogger(),
   };
 }

@@ -1,7 +1,7 @@
 import { createApp } from "../../routes/app.ts";
 import { createSystemClock } from "../../services/clock.ts";
 import { type HttpServer, startHttpServer } from "../../services/http_server.ts";
-import { memoryLogger, testConfig } from "../_helpers.ts";
+import { memoryLogger, testConfig, testHasher, testPolicy } from "../_helpers.ts";
 
 /** A running service for end-to-end tests; `await using` shuts it down. */
 export interface TestServer extends AsyncDisposable {
@@ -20,7 +20,14 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
   const kv = await Deno.openKv(":memory:");
   let server: HttpServer;
   try {
-    const app = createApp({ config, kv, clock: createSystemClock(), logger });
+    const app = createApp({
+      config,
+      kv,
+      clock: createSystemClock(),
+      hasher: testHasher(),
+      policy: testPolicy(),
+      logger,
+    });
     server = startHttpServer({
       handler: (req, info) => app.fetch(req, info),
       hostname: "127.0.0.1",

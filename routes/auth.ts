@@ -1,0 +1,176 @@
+import { Hono } from "hono";
+import { describeRoute, resolver } from "hono-openapi";
+import { z } from "zod";
+import type { AppEnv } from "../middleware/app_env.ts";
+import { requestMeta, requireAuth, requirePrincipal } from "../middleware/auth.ts";
+import { parseInput, validate } from "../middleware/validate.ts";
+import { MalformedJsonError, UnsupportedMediaTypeError } from "../services/errors.ts";
+import type { Deps, Services } from "./deps.ts";
+
+const Email = z.email().max(254);
+/** Generous cap; the policy enforces bcrypt's 72-byte limit with a clear message. */
+const Password = z.string().min(1).max(1024);
+
+const RegisterBody = z.strictObject({
+  email: Email,
+  password: Password,
+  display_name: z.string().trim().min(1).max(100).optional(),
+});
+
+const LoginJson = z.strictObject({
+  email: z.string().trim().min(1).max(254),
+  password: Password,
+  remember_me: z.boolean().optional(),
+  use_cookies: z.boolean().optional(),
+});
+
+/** OAuth2 password grant form (RFC 6749 §4.3.2), as OAuth2PasswordBearer clients send it. */
+const LoginForm = z.strictObject({
+  grant_type: z.literal("password").optional(),
+  username: z.string().trim().min(1).max(254),
+  password: Password,
+  scope: z.string().max(1024).optional(),
+  client_id: z.string().max(256).optional(),
+  client_secret: z.string().max(256).optional(),
+});
+
+const RefreshBody = z.strictObject({ refresh_token: z.string().min(1).max(4096) });
+
+const UserOut = z.object({
+  id: z.string(),
+  email: z.email(),
+  display_name: z.string().nullable(),
+  role: z.enum(["user", "moderator", "admin"]),
+  created_at: z.iso.datetime(),
+});
+
+const TokenPairOut = z.object({
+  access_token: z.string(),
+  refresh_token: z.string(),
+  token_type: z.literal("bearer"),
+  expires_in: z.number().int(),
+  refresh_expires_in: z.number().int(),
+  session_id: z.string(),
+});
+
+function jsonResponse(schema: z.ZodType, description: string) {
+  return { description, content: { "application/json": { schema: resolver(schema) } } };
+}
+
+/** `/auth/*`: register, login, refresh, logout, logout-all. */
+export function authRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
+  const { auth } = services;
+  return new Hono<AppEnv>()
+    .post(
+      "/register",
+      describeRoute({
+        summary: "Create an account",
+        tags: ["auth"],
+        responses: { 201: jsonResponse(UserOut, "Created"), 409: { description: "Email taken" } },
+      }),
+      validate("json", RegisterBody),
+      async (c) => {
+        const body = c.req.valid("json");
+        const user = await auth.register({
+          email: body.email,
+          password: body.password,
+          displayName: body.display_name ?? null,
+        }, requestMeta(c));
+        const { bio: _bio, website: _website, ...created } = user;
+        c.header("Location", "/users/me");
+        return c.json(created, 201);
+      },
+    )
+    .post(
+      "/login",
+      describeRoute({
+        summary: "Log in with email and password (JSON or OAuth2 password form)",
+        tags: ["auth"],
+        requestBody: {
+          content: {
+            "application/json": { schema: resolver(LoginJson) },
+            "application/x-www-form-urlencoded": { schema: resolver(LoginForm) },
+          },
+        },
+        responses: {
+          200: jsonResponse(TokenPairOut, "Token pair"),
+          401: { description: "Invalid credentials" },
+        },
+      }),
+      async (c) => {
+        const type = c.req.header("content-type") ?? "";
+        let input;
+        if (/^application\/x-www-form-urlencoded\s*(;|$)/i.test(type)) {
+          const form = parseInput(
+            LoginForm,
+            Object.fromEntries(new URLSearchParams(await c.req.text())),
+          );
+          input = {
+            email: form.username,
+            password: form.password,
+            rememberMe: false,
+            scope: form.scope?.split(" ").filter((s) => s !== ""),
+          };
+        } else if (/^application\/json\s*(;|$)/i.test(type)) {
+          const body = parseInput(LoginJson, await readJson(c.req.raw));
+          input = {
+            email: body.email,
+            password: body.password,
+            rememberMe: body.remember_me ?? false,
+          };
+        } else {
+          throw new UnsupportedMediaTypeError("Expected JSON or an OAuth2 password form");
+        }
+        return c.json(await auth.login(input, requestMeta(c)));
+      },
+    )
+    .post(
+      "/refresh",
+      describeRoute({
+        summary: "Exchange a refresh token for a new pair (single use)",
+        tags: ["auth"],
+        responses: { 200: jsonResponse(TokenPairOut, "Token pair") },
+      }),
+      validate("json", RefreshBody),
+      async (c) => c.json(await auth.refresh(c.req.valid("json").refresh_token, requestMeta(c))),
+    )
+    .post(
+      "/logout",
+      describeRoute({
+        summary: "Revoke this session",
+        tags: ["auth"],
+        responses: { 204: { description: "Logged out" } },
+      }),
+      requireAuth(),
+      async (c) => {
+        await auth.logout(requirePrincipal(c), requestMeta(c));
+        return c.body(null, 204);
+      },
+    )
+    .post(
+      "/logout-all",
+      describeRoute({
+        summary: "Revoke every session",
+        tags: ["auth"],
+        responses: { 204: { description: "Logged out" } },
+      }),
+      requireAuth(),
+      async (c) => {
+        await auth.logoutAll(requirePrincipal(c), requestMeta(c));
+        return c.body(null, 204);
+      },
+    );
+}
+
+/** Reads a JSON body; a syntax error becomes 400 `malformed_json`. */
+async function readJson(req: Request): Promise<unknown> {
+  const text = await req.text();
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    if (error instanceof SyntaxError) {
+      throw new MalformedJsonError("The body is not valid JSON", { cause: error });
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,26 @@
+import { Hono } from "hono";
+import { describeRoute } from "hono-openapi";
+import type { AppEnv } from "../middleware/app_env.ts";
+import { requirePermission, requirePrincipal } from "../middleware/auth.ts";
+import { NotFoundError } from "../services/errors.ts";
+import { toPublicUser } from "../services/users.ts";
+import type { Deps, Services } from "./deps.ts";
+
+/** `/users/*`: the caller's own account. */
+export function userRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
+  return new Hono<AppEnv>().get(
+    "/me",
+    describeRoute({
+      summary: "The current user",
+      tags: ["users"],
+      security: [{ bearer: [] }],
+      responses: { 200: { description: "The user" } },
+    }),
+    requirePermission("profile:read"),
+    async (c) => {
+      const user = await services.users.getUser(requirePrincipal(c).userId);
+      if (user === null) throw new NotFoundError("The user no longer exists");
+      return c.json(toPublicUser(user));
+    },
+  );
+}
