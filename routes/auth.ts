@@ -7,7 +7,7 @@ import { parseInput, validate } from "../middleware/validate.ts";
 import { MalformedJsonError, UnsupportedMediaTypeError } from "../services/errors.ts";
 import type { Deps, Services } from "./deps.ts";
 
-const Email = z.email().max(254);
+const Email = z.string().trim().max(254).pipe(z.email());
 /** Generous cap; the policy enforces bcrypt's 72-byte limit with a clear message. */
 const Password = z.string().min(1).max(1024);
 

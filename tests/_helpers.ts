@@ -103,3 +103,75 @@ export function peer(hostname = "203.0.113.7"): { remoteAddr: Deno.NetAddr } {
 export async function json(res: Response): Promise<Record<string, unknown>> {
   return await res.json() as Record<string, unknown>;
 }
+
+/** A password that satisfies the policy. */
+export const GOOD_PASSWORD = "Correct-Horse-42-Battery!";
+
+let userCounter = 0;
+
+/** A fresh, unique registration body. */
+export function randomUser(
+  overrides: Partial<{ email: string; password: string; display_name: string }> = {},
+): {
+  email: string;
+  password: string;
+  display_name: string;
+} {
+  userCounter++;
+  return {
+    email: `user${userCounter}-${crypto.randomUUID().slice(0, 8)}@example.com`,
+    password: GOOD_PASSWORD,
+    display_name: `Tester ${userCounter}`,
+    ...overrides,
+  };
+}
+
+/** A JSON request init. */
+export function jsonInit(
+  method: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): RequestInit {
+  return {
+    method,
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify(body),
+  };
+}
+
+/** Bearer header for an access token. */
+export function bearer(token: string): Record<string, string> {
+  return { authorization: `Bearer ${token}` };
+}
+
+/** Anything with Hono's `request()`. */
+export interface Requester {
+  request(path: string, init?: RequestInit, env?: unknown): Response | Promise<Response>;
+}
+
+/** Registers a user and logs in; returns the user body and the token pair. */
+export async function signUp(
+  app: Requester,
+  user = randomUser(),
+): Promise<{ user: typeof user; id: string; access: string; refresh: string; sessionId: string }> {
+  const reg = await app.request("/auth/register", jsonInit("POST", user));
+  if (reg.status !== 201) throw new Error(`register failed: ${reg.status} ${await reg.text()}`);
+  const { id } = await reg.json() as { id: string };
+  const res = await app.request(
+    "/auth/login",
+    jsonInit("POST", { email: user.email, password: user.password }),
+  );
+  if (res.status !== 200) throw new Error(`login failed: ${res.status} ${await res.text()}`);
+  const pair = await res.json() as {
+    access_token: string;
+    refresh_token: string;
+    session_id: string;
+  };
+  return {
+    user,
+    id,
+    access: pair.access_token,
+    refresh: pair.refresh_token,
+    sessionId: pair.session_id,
+  };
+}
