@@ -29,12 +29,16 @@ export function requestContext(options: RequestContextOptions): MiddlewareHandle
     throw new TypeError("Cannot create requestContext: trustProxy must be a non-negative integer");
   }
   const now = options.now ?? (() => performance.now());
+  // Ids only need to be unique, not secret: a random per-instance prefix and a
+  // counter cost far less per request than a UUID.
+  const prefix = crypto.randomUUID().slice(0, 8);
+  let counter = 0;
   return async function requestContext(c, next) {
     const started = now();
     const incoming = c.req.header("x-request-id");
     const requestId = incoming !== undefined && REQUEST_ID.test(incoming)
       ? incoming
-      : crypto.randomUUID();
+      : `${prefix}-${(++counter).toString(36).padStart(6, "0")}`;
     const addr = c.env?.remoteAddr;
     const peer = addr !== undefined && "hostname" in addr ? addr.hostname : undefined;
     const clientIp = resolveClientIp(peer, c.req.header("x-forwarded-for"), trustProxy);
