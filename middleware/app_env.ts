@@ -1,4 +1,5 @@
 import type { Principal } from "../services/auth.ts";
+import type { AppError } from "../services/errors.ts";
 import type { Logger } from "../services/logger.ts";
 
 /** Bindings passed by `Deno.serve` as the second handler argument. */
@@ -13,6 +14,8 @@ export interface AppVariables {
   logger: Logger;
   /** The authenticated caller, or null for an anonymous request. */
   principal: Principal | null;
+  /** Why a presented credential was refused, for routes that require one. */
+  authError: AppError | null;
 }
 
 /** The one Hono environment type of the app. */

@@ -1,7 +1,14 @@
 import type { Context, MiddlewareHandler } from "hono";
 import type { AuditService, RequestMeta } from "../services/audit.ts";
 import type { AuthService, Principal } from "../services/auth.ts";
-import { ForbiddenError, InsufficientScopeError, TokenInvalidError } from "../services/errors.ts";
+import {
+  ForbiddenError,
+  InsufficientScopeError,
+  PasswordExpiredError,
+  TokenExpiredError,
+  TokenInvalidError,
+  TokenRevokedError,
+} from "../services/errors.ts";
 import { hasRole, type Permission, permissionsOf, type Role } from "../services/permissions.ts";
 import type { AppEnv } from "./app_env.ts";
 
@@ -12,43 +19,69 @@ export interface AuthenticateOptions {
   audit: AuditService;
 }
 
+/** Routes an expired password may still use: changing it, and leaving. */
+const PASSWORD_EXPIRED_ALLOWED = new Set([
+  "POST /auth/password/change",
+  "POST /auth/logout",
+  "POST /auth/logout-all",
+]);
+
 /**
  * OAuth2PasswordBearer: reads `Authorization: Bearer <jwt>` when present and
- * puts the verified principal on the context. A present but bad credential is
- * refused at once (401); no credential leaves the principal null.
+ * puts the verified principal on the context. A bad credential is not refused
+ * here but remembered: routes that need a caller refuse it with its own code
+ * (401), routes that do not treat the request as anonymous, and the rate
+ * limiter that runs next charges it to the client IP.
  */
 export function authenticate(options: AuthenticateOptions): MiddlewareHandler<AppEnv> {
   const { auth, audit } = options;
   return async function authenticate(c, next) {
     const header = c.req.header("authorization");
     c.set("principal", null);
+    c.set("authError", null);
     if (header !== undefined) {
       const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(header.trim());
-      if (match === null) throw new TokenInvalidError("Authorization must be a Bearer token");
-      c.set("principal", await auth.authenticate(match[1]!));
-    }
-    try {
-      await next();
-    } catch (error) {
-      if (error instanceof ForbiddenError || error instanceof InsufficientScopeError) {
-        await audit.record({
-          type: "authz.denied",
-          outcome: "failure",
-          userId: c.get("principal")?.userId,
-          meta: requestMeta(c),
-          details: { code: error.code, method: c.req.method, path: c.req.path },
-        });
+      try {
+        if (match === null) throw new TokenInvalidError("Authorization must be a Bearer token");
+        c.set("principal", await auth.authenticate(match[1]!));
+      } catch (error) {
+        // Kept for requirePrincipal(); any other failure is a real fault and propagates.
+        if (
+          !(error instanceof TokenInvalidError || error instanceof TokenExpiredError ||
+            error instanceof TokenRevokedError)
+        ) {
+          throw error;
+        }
+        c.set("authError", error);
       }
-      throw error;
+    }
+    const principal = c.get("principal");
+    if (
+      principal?.passwordExpired && !PASSWORD_EXPIRED_ALLOWED.has(`${c.req.method} ${c.req.path}`)
+    ) {
+      throw new PasswordExpiredError("The password has expired; change it first");
+    }
+    await next();
+    // Hono turns a thrown error into the response at the level it was thrown and
+    // leaves it on c.error, so refusals are read here rather than caught.
+    const error = c.error;
+    if (error instanceof ForbiddenError || error instanceof InsufficientScopeError) {
+      await audit.record({
+        type: "authz.denied",
+        outcome: "failure",
+        userId: c.get("principal")?.userId,
+        meta: requestMeta(c),
+        details: { code: error.code, method: c.req.method, path: c.req.path },
+      });
     }
   };
 }
 
-/** Returns the principal or refuses with 401. */
+/** Returns the principal or refuses with 401 (the credential's own failure when there was one). */
 export function requirePrincipal(c: Context<AppEnv>): Principal {
   const principal = c.get("principal");
-  if (principal === null) throw new TokenInvalidError("Authentication required");
-  return principal;
+  if (principal !== null) return principal;
+  throw c.get("authError") ?? new TokenInvalidError("Authentication required");
 }
 
 /** Route guard: any authenticated caller. */

@@ -33,6 +33,7 @@ export const PROBLEM_TYPES = {
   password_reused: { status: 422, title: "Password was used recently" },
   password_expired: { status: 403, title: "Password expired" },
   csrf_failed: { status: 403, title: "CSRF check failed" },
+  reset_token_invalid: { status: 400, title: "Invalid or expired reset token" },
   malware_detected: { status: 422, title: "Malware detected" },
   archive_rejected: { status: 422, title: "Archive rejected" },
   scanner_unavailable: { status: 503, title: "Scanner unavailable" },
@@ -64,6 +65,7 @@ interface ProblemInit {
   detail: string;
   errors?: readonly FieldError[] | undefined;
   retryAfter?: number | undefined;
+  headers?: Readonly<Record<string, string>> | undefined;
 }
 
 /** Builds the RFC 9457 response; the only place that writes an error body. */
@@ -80,7 +82,8 @@ export function problemResponse(c: Context<AppEnv>, init: ProblemInit): Response
     request_id: requestId,
   };
   if (init.errors !== undefined) body.errors = init.errors;
-  const headers = new Headers({ "Content-Type": "application/problem+json; charset=utf-8" });
+  const headers = new Headers(init.headers);
+  headers.set("Content-Type", "application/problem+json; charset=utf-8");
   if (type.status === 401) {
     // RFC 6750 §3: tell the client which scheme to use, and why the token failed.
     headers.set(
@@ -102,6 +105,7 @@ export function onError(error: Error, c: Context<AppEnv>): Response {
       detail: error.message,
       errors: error.errors,
       retryAfter: error.retryAfter,
+      headers: error.headers,
     });
   }
   if (error instanceof HTTPException) {

@@ -6,9 +6,12 @@ import { notFound, onError } from "../middleware/problem.ts";
 import { requestContext } from "../middleware/request_context.ts";
 import { securityHeaders } from "../middleware/security_headers.ts";
 import { authenticate } from "../middleware/auth.ts";
+import { rateLimit } from "../middleware/rate_limit.ts";
 import { createServices } from "../services/container.ts";
 import { authRoutes } from "./auth.ts";
 import type { Deps } from "./deps.ts";
+import { passwordRoutes } from "./passwords.ts";
+import { sessionRoutes } from "./sessions.ts";
 import { userRoutes } from "./users.ts";
 import { docsRoutes } from "./docs.ts";
 import { healthRoutes } from "./health.ts";
@@ -28,9 +31,14 @@ export function createApp(deps: Deps): Hono<AppEnv> {
   app.use(corsPolicy({ origins: config.corsOrigins }));
   app.use(bodyLimit({ maxBytes: config.bodyLimitBytes }));
   const services = createServices(deps);
+  // authenticate runs before the limiter so an authenticated caller is keyed by
+  // user id; it never refuses by itself, so a bad token still pays per IP.
   app.use(authenticate({ auth: services.auth, audit: services.audit }));
+  app.use(rateLimit({ policy: services.rates }));
 
   app.route("/", healthRoutes(deps));
+  app.route("/auth/sessions", sessionRoutes(deps, services));
+  app.route("/auth/password", passwordRoutes(deps, services));
   app.route("/auth", authRoutes(deps, services));
   app.route("/users", userRoutes(deps, services));
   app.route("/", docsRoutes(deps, app));

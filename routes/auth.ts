@@ -1,10 +1,17 @@
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
+import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { describeRoute, resolver } from "hono-openapi";
 import { z } from "zod";
 import type { AppEnv } from "../middleware/app_env.ts";
 import { requestMeta, requireAuth, requirePrincipal } from "../middleware/auth.ts";
 import { parseInput, validate } from "../middleware/validate.ts";
-import { MalformedJsonError, UnsupportedMediaTypeError } from "../services/errors.ts";
+import type { IssuedTokens, RefreshInput } from "../services/auth.ts";
+import {
+  MalformedJsonError,
+  UnsupportedMediaTypeError,
+  ValidationError,
+} from "../services/errors.ts";
+import { normalizeEmail } from "../services/users.ts";
 import type { Deps, Services } from "./deps.ts";
 
 const Email = z.string().trim().max(254).pipe(z.email());
@@ -34,7 +41,8 @@ const LoginForm = z.strictObject({
   client_secret: z.string().max(256).optional(),
 });
 
-const RefreshBody = z.strictObject({ refresh_token: z.string().min(1).max(4096) });
+/** `refresh_token` may be omitted when the refresh cookie carries it. */
+const RefreshBody = z.strictObject({ refresh_token: z.string().min(1).max(4096).optional() });
 
 const UserOut = z.object({
   id: z.string(),
@@ -71,6 +79,7 @@ export function authRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
       validate("json", RegisterBody),
       async (c) => {
         const body = c.req.valid("json");
+        await services.rates.checkAccount(normalizeEmail(body.email), requestMeta(c));
         const user = await auth.register({
           email: body.email,
           password: body.password,
@@ -109,6 +118,7 @@ export function authRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
             email: form.username,
             password: form.password,
             rememberMe: false,
+            useCookies: false,
             scope: form.scope?.split(" ").filter((s) => s !== ""),
           };
         } else if (/^application\/json\s*(;|$)/i.test(type)) {
@@ -117,11 +127,13 @@ export function authRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
             email: body.email,
             password: body.password,
             rememberMe: body.remember_me ?? false,
+            useCookies: body.use_cookies ?? false,
           };
         } else {
           throw new UnsupportedMediaTypeError("Expected JSON or an OAuth2 password form");
         }
-        return c.json(await auth.login(input, requestMeta(c)));
+        await services.rates.checkAccount(normalizeEmail(input.email), requestMeta(c));
+        return sendTokens(c, await auth.login(input, requestMeta(c)));
       },
     )
     .post(
@@ -131,19 +143,26 @@ export function authRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
         tags: ["auth"],
         responses: { 200: jsonResponse(TokenPairOut, "Token pair") },
       }),
-      validate("json", RefreshBody),
-      async (c) => c.json(await auth.refresh(c.req.valid("json").refresh_token, requestMeta(c))),
+      async (c) => {
+        const input = await refreshInput(c);
+        return sendTokens(c, await auth.refresh(input, requestMeta(c)));
+      },
     )
     .post(
       "/logout",
       describeRoute({
-        summary: "Revoke this session",
+        summary: "Revoke this session (Bearer, or the refresh cookie with X-CSRF-Token)",
         tags: ["auth"],
         responses: { 204: { description: "Logged out" } },
       }),
-      requireAuth(),
       async (c) => {
-        await auth.logout(requirePrincipal(c), requestMeta(c));
+        const cookie = getCookie(c, REFRESH_COOKIE, "host");
+        if (c.req.header("authorization") === undefined && cookie !== undefined) {
+          await auth.logoutWithCookie(cookieInput(c, cookie), requestMeta(c));
+        } else {
+          await auth.logout(requirePrincipal(c), requestMeta(c));
+        }
+        clearAuthCookies(c);
         return c.body(null, 204);
       },
     )
@@ -160,6 +179,70 @@ export function authRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
         return c.body(null, 204);
       },
     );
+}
+
+/** The refresh cookie: HttpOnly, so scripts (and XSS) never see the token. */
+const REFRESH_COOKIE = "bulwark_refresh";
+/** The CSRF cookie: readable by the page, echoed in `X-CSRF-Token`. */
+const CSRF_COOKIE = "bulwark_csrf";
+
+/**
+ * Sends a token pair. Cookie sessions get the refresh token only as a
+ * `__Host-` cookie (HttpOnly, Secure, SameSite=Strict, Path=/) plus a readable
+ * CSRF cookie; the body then carries no refresh token.
+ */
+export function sendTokens(c: Context<AppEnv>, issued: IssuedTokens): Response {
+  const { pair, csrfToken } = issued;
+  if (csrfToken === null) return c.json(pair);
+  const base = {
+    path: "/",
+    secure: true,
+    sameSite: "Strict",
+    maxAge: pair.refresh_expires_in,
+    prefix: "host",
+  } as const;
+  setCookie(c, REFRESH_COOKIE, pair.refresh_token, { ...base, httpOnly: true });
+  setCookie(c, CSRF_COOKIE, csrfToken, { ...base, httpOnly: false });
+  const { refresh_token: _kept, ...body } = pair;
+  return c.json({ ...body, csrf_token: csrfToken });
+}
+
+function clearAuthCookies(c: Context<AppEnv>): void {
+  for (const name of [REFRESH_COOKIE, CSRF_COOKIE]) {
+    deleteCookie(c, name, { path: "/", secure: true, prefix: "host" });
+  }
+}
+
+function cookieInput(c: Context<AppEnv>, refreshToken: string): RefreshInput {
+  return {
+    refreshToken,
+    csrfHeader: c.req.header("x-csrf-token") ?? null,
+    csrfCookie: getCookie(c, CSRF_COOKIE, "host") ?? null,
+  };
+}
+
+/** The refresh token from the JSON body, or else from the cookie. */
+async function refreshInput(c: Context<AppEnv>): Promise<RefreshInput> {
+  const cookie = getCookie(c, REFRESH_COOKIE, "host");
+  const type = c.req.header("content-type");
+  const body = type === undefined && cookie !== undefined
+    ? {}
+    : parseInput(RefreshBody, await readJsonBody(c.req.raw));
+  const token = body.refresh_token ?? cookie;
+  if (token === undefined) {
+    throw new ValidationError("Request validation failed", {
+      errors: [{ path: "refresh_token", message: "Required (in the body or the refresh cookie)" }],
+    });
+  }
+  return cookieInput(c, token);
+}
+
+/** Reads a JSON body, refusing other media types; a syntax error becomes 400 `malformed_json`. */
+async function readJsonBody(req: Request): Promise<unknown> {
+  if (!/^application\/json\s*(;|$)/i.test(req.headers.get("content-type") ?? "")) {
+    throw new UnsupportedMediaTypeError("Expected an application/json body");
+  }
+  return await readJson(req);
 }
 
 /** Reads a JSON body; a syntax error becomes 400 `malformed_json`. */

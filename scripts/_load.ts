@@ -1,14 +1,23 @@
 // deno-lint-ignore-file no-console -- a command-line report
 /**
  * Fallback HTTP load generator for `scripts/bench.ts`, used when `wrk` is not
- * available. It runs in its own process so it never competes with the server
- * for the server's event loop. Reads one {@linkcode LoadSpec} as JSON on stdin
- * (so headers such as tokens never appear in the process list) and prints one
- * {@linkcode LoadResult} as JSON on stdout.
+ * available, and the open-loop latency probe (which wrk cannot do). It runs in
+ * its own process so it never competes with the server for the server's event
+ * loop. Reads one {@linkcode LoadSpec} as JSON on stdin (so headers such as
+ * tokens never appear in the process list) and prints one
+ * {@linkcode LoadResult} as JSON on stdout. SIGINT ends the run early: no new
+ * requests are sent, the ones in flight are awaited, and the result is printed.
  *
- * Each of `connections` workers is a keep-alive `fetch` loop with one request
- * in flight at a time (closed loop, like wrk). Latency is measured per request
- * from send to the last body byte.
+ * Closed loop (default): each of `connections` workers is a keep-alive `fetch`
+ * loop with one request in flight at a time, like wrk.
+ *
+ * Open loop (`rate` set): requests are sent on a fixed schedule whether or not
+ * earlier ones have answered. A closed loop stops sending while the server
+ * stalls, so a stall shows up as one slow request among thousands of fast
+ * ones and hides below p99 ("coordinated omission"); on a fixed schedule every
+ * request due during the stall waits, and p99 shows it.
+ *
+ * Latency is measured per request from send to the last body byte.
  */
 
 /** What to send, how hard and for how long. */
@@ -18,8 +27,10 @@ export interface LoadSpec {
   method?: string;
   headers?: Record<string, string>;
   body?: string;
-  /** Concurrent keep-alive request loops. */
+  /** Concurrent keep-alive request loops (closed loop; ignored when `rate` is set). */
   connections: number;
+  /** Requests per second on a fixed schedule (open loop). @default closed loop */
+  rate?: number;
   /** Seconds of load whose results are discarded (JIT, connection setup). */
   warmupSeconds: number;
   /** Seconds of measured load. */
@@ -47,6 +58,9 @@ interface PhaseTally {
   socketErrors: number;
 }
 
+/** Set by SIGINT: stop sending, finish what is in flight, report. */
+let stopRequested = false;
+
 /** Nearest-rank percentile of an ascending array; NaN when empty. */
 export function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
@@ -54,33 +68,71 @@ export function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1] ?? Number.NaN;
 }
 
-async function worker(spec: LoadSpec, deadline: number, tally: PhaseTally): Promise<void> {
-  const init: RequestInit = {
+function requestInit(spec: LoadSpec): RequestInit {
+  return {
     method: spec.method ?? "GET",
     headers: spec.headers ?? {},
     ...(spec.body === undefined ? {} : { body: spec.body }),
   };
-  while (performance.now() < deadline) {
-    const started = performance.now();
-    try {
-      const res = await fetch(spec.url, init);
-      // Reading the body to the end returns the connection to the keep-alive pool.
-      await res.arrayBuffer();
-      tally.latencies.push(performance.now() - started);
-      if (res.status >= 400) tally.statusErrors++;
-    } catch {
-      tally.socketErrors++;
+}
+
+/** Sends one request and tallies it; false when no response came back. */
+async function send(url: string, init: RequestInit, tally: PhaseTally): Promise<boolean> {
+  const started = performance.now();
+  try {
+    const res = await fetch(url, init);
+    // Reading the body to the end returns the connection to the keep-alive pool.
+    await res.arrayBuffer();
+    tally.latencies.push(performance.now() - started);
+    if (res.status >= 400) tally.statusErrors++;
+    return true;
+  } catch {
+    tally.socketErrors++;
+    return false;
+  }
+}
+
+async function worker(spec: LoadSpec, deadline: number, tally: PhaseTally): Promise<void> {
+  const init = requestInit(spec);
+  while (performance.now() < deadline && !stopRequested) {
+    if (!await send(spec.url, init, tally)) {
       // Without a server every fetch fails at once; do not spin a core on it.
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
   }
 }
 
+/** Sends `rate` requests per second on a fixed schedule until `deadline`. */
+async function openLoop(spec: LoadSpec, rate: number, deadline: number, tally: PhaseTally) {
+  const init = requestInit(spec);
+  const started = performance.now();
+  const pending = new Set<Promise<boolean>>();
+  for (let i = 0; !stopRequested; i++) {
+    const due = started + (i * 1000) / rate;
+    if (due >= deadline) break;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    // Latency counts from the actual send, so the loader's own timer jitter is
+    // not charged to the server; the schedule alone prevents coordinated omission.
+    const request: Promise<boolean> = send(spec.url, init, tally).finally(() =>
+      pending.delete(request)
+    );
+    pending.add(request);
+  }
+  await Promise.all(pending);
+}
+
 async function phase(spec: LoadSpec, seconds: number): Promise<PhaseTally & { elapsed: number }> {
   const tally: PhaseTally = { latencies: [], statusErrors: 0, socketErrors: 0 };
   const started = performance.now();
   const deadline = started + seconds * 1000;
-  await Promise.all(Array.from({ length: spec.connections }, () => worker(spec, deadline, tally)));
+  if (spec.rate !== undefined && spec.rate > 0) {
+    await openLoop(spec, spec.rate, deadline, tally);
+  } else {
+    await Promise.all(
+      Array.from({ length: spec.connections }, () => worker(spec, deadline, tally)),
+    );
+  }
   return { ...tally, elapsed: (performance.now() - started) / 1000 };
 }
 
@@ -101,6 +153,12 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
 }
 
 if (import.meta.main) {
+  const onInterrupt = () => {
+    stopRequested = true;
+  };
+  Deno.addSignalListener("SIGINT", onInterrupt);
   const spec = JSON.parse(await new Response(Deno.stdin.readable).text()) as LoadSpec;
-  console.log(JSON.stringify(await runLoad(spec)));
+  const result = await runLoad(spec);
+  Deno.removeSignalListener("SIGINT", onInterrupt);
+  console.log(JSON.stringify(result));
 }

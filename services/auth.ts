@@ -1,12 +1,26 @@
 import type { AuditService, RequestMeta } from "./audit.ts";
 import type { Clock } from "./clock.ts";
-import { InvalidCredentialsError, TokenInvalidError, TokenRevokedError } from "./errors.ts";
+import {
+  CsrfError,
+  InvalidCredentialsError,
+  TokenExpiredError,
+  TokenInvalidError,
+  TokenRevokedError,
+} from "./errors.ts";
+import { randomSecret, sessionFingerprint, sha256, timingSafeEqual } from "./fingerprint.ts";
+import type { LockoutService } from "./lockout.ts";
 import type { PasswordHasher } from "./password_hasher.ts";
 import type { PasswordPolicy } from "./password_policy.ts";
-import { grantScopes, type Permission, type Role } from "./permissions.ts";
+import { grantScopes, type Role } from "./permissions.ts";
 import type { SessionRecord, SessionService } from "./sessions.ts";
 import type { TokenService } from "./tokens.ts";
-import { normalizeEmail, type PublicUser, toPublicUser, type UserService } from "./users.ts";
+import {
+  normalizeEmail,
+  type PublicUser,
+  toPublicUser,
+  type UserRecord,
+  type UserService,
+} from "./users.ts";
 
 /** The authenticated caller, as routes and guards see it. */
 export interface Principal {
@@ -17,6 +31,8 @@ export interface Principal {
   role: Role;
   /** What this credential may do: the token's scopes. */
   scopes: ReadonlySet<string>;
+  /** The password has expired: only a password change is allowed. */
+  passwordExpired: boolean;
   expiresAt: Date;
 }
 
@@ -28,6 +44,13 @@ export interface TokenPair {
   expires_in: number;
   refresh_expires_in: number;
   session_id: string;
+}
+
+/** A token pair plus, for cookie sessions, the CSRF token to set as a readable cookie. */
+export interface IssuedTokens {
+  pair: TokenPair;
+  /** Present when the refresh token must travel in a cookie. */
+  csrfToken: string | null;
 }
 
 /** Input of {@linkcode AuthService.register}. */
@@ -42,8 +65,18 @@ export interface LoginInput {
   email: string;
   password: string;
   rememberMe: boolean;
+  /** Keep the refresh token in an HttpOnly cookie guarded by a CSRF token. */
+  useCookies: boolean;
   /** Scopes asked for (OAuth2 password form); never more than the role has. */
   scope?: readonly string[] | undefined;
+}
+
+/** Input of {@linkcode AuthService.refresh}. */
+export interface RefreshInput {
+  refreshToken: string;
+  /** The `X-CSRF-Token` header and the CSRF cookie, for cookie sessions. */
+  csrfHeader: string | null;
+  csrfCookie: string | null;
 }
 
 /** Accounts, credentials and token lifecycle. */
@@ -55,14 +88,15 @@ export interface AuthService {
   register(input: RegisterInput, meta: RequestMeta): Promise<PublicUser>;
   /**
    * @throws {InvalidCredentialsError} for an unknown email, a wrong password or a disabled account alike
+   * @throws {AccountLockedError} | {LoginThrottledError} from the lockout policy
    */
-  login(input: LoginInput, meta: RequestMeta): Promise<TokenPair>;
+  login(input: LoginInput, meta: RequestMeta): Promise<IssuedTokens>;
   /**
    * Spends a refresh token and returns a new pair. A spent token revokes its session.
    *
-   * @throws {TokenInvalidError} | {TokenExpiredError} | {TokenRevokedError}
+   * @throws {TokenInvalidError} | {TokenExpiredError} | {TokenRevokedError} | {CsrfError}
    */
-  refresh(refreshToken: string, meta: RequestMeta): Promise<TokenPair>;
+  refresh(input: RefreshInput, meta: RequestMeta): Promise<IssuedTokens>;
   /**
    * Verifies an access token and checks blacklist and session in one round trip.
    *
@@ -71,8 +105,23 @@ export interface AuthService {
   authenticate(accessToken: string): Promise<Principal>;
   /** Blacklists the access token and revokes its session. */
   logout(principal: Principal, meta: RequestMeta): Promise<void>;
+  /**
+   * Revokes the session a cookie refresh token belongs to (cookie logout).
+   *
+   * @throws {CsrfError} without the matching CSRF token
+   */
+  logoutWithCookie(input: RefreshInput, meta: RequestMeta): Promise<void>;
   /** Revokes every session of the principal's user; returns how many. */
   logoutAll(principal: Principal, meta: RequestMeta): Promise<number>;
+  /**
+   * Starts a fresh session for `user` (login, password change). Exposed for
+   * the password service, which rotates the session id on a change.
+   */
+  startSession(
+    user: UserRecord,
+    options: { rememberMe: boolean; useCookies: boolean; scope?: readonly string[] | undefined },
+    meta: RequestMeta,
+  ): Promise<IssuedTokens>;
 }
 
 /** Dependencies of {@linkcode createAuthService}. */
@@ -83,6 +132,7 @@ export interface AuthDeps {
   tokens: TokenService;
   users: UserService;
   sessions: SessionService;
+  lockout: LockoutService;
   audit: AuditService;
   /** Access token lifetime. */
   accessTtlSeconds: number;
@@ -90,23 +140,40 @@ export interface AuthDeps {
   rememberMeTtlSeconds: number;
   /** Session (refresh) lifetime without remember-me. */
   sessionTtlSeconds: number;
+  /** A session not refreshed for this long is over (OWASP Session Management: idle timeout). */
+  sessionIdleSeconds: number;
+  /** Live sessions per user; the oldest is evicted. */
+  maxSessionsPerUser: number;
+  /** Bind sessions to the client IP prefix as well as the User-Agent. */
+  sessionBindIp: boolean;
+  /** Password maximum age in seconds; 0 = never expires. */
+  passwordMaxAgeSeconds: number;
 }
 
 /** Creates the authentication service. */
 export function createAuthService(deps: AuthDeps): AuthService {
-  const { clock, hasher, tokens, users, sessions, audit } = deps;
+  const { clock, hasher, tokens, users, sessions, audit, lockout } = deps;
+
+  function passwordExpired(user: UserRecord, now: Date): boolean {
+    if (deps.passwordMaxAgeSeconds <= 0) return false;
+    const age = (now.getTime() - new Date(user.password_changed_at).getTime()) / 1000;
+    return age >= deps.passwordMaxAgeSeconds;
+  }
 
   async function issuePair(
     session: SessionRecord,
-    role: Role,
+    user: UserRecord,
     refreshToken: string,
     now: Date,
   ): Promise<TokenPair> {
+    const expired = passwordExpired(user, now);
     const access = await tokens.signAccess({
-      userId: session.user_id,
+      userId: user.id,
       sessionId: session.id,
-      role,
-      scope: grantScopes(role, session.scope),
+      role: user.role,
+      // An expired password leaves the token with no scope: it may only change the password.
+      scope: expired ? [] : grantScopes(user.role, session.scope),
+      passwordExpired: expired,
     }, now);
     return {
       access_token: access.token,
@@ -121,7 +188,51 @@ export function createAuthService(deps: AuthDeps): AuthService {
     };
   }
 
-  return {
+  async function evictOldSessions(userId: string, meta: RequestMeta): Promise<void> {
+    const live = (await sessions.listForUser(userId))
+      .sort((a, b) => a.created_at.localeCompare(b.created_at));
+    // Make room for the session about to be created.
+    const excess = live.length - (deps.maxSessionsPerUser - 1);
+    for (const session of live.slice(0, Math.max(0, excess))) {
+      await sessions.revokeSession(session.id);
+      await audit.record({
+        type: "session.evicted",
+        outcome: "success",
+        userId,
+        meta,
+        details: { session_id: session.id, max_sessions: deps.maxSessionsPerUser },
+      });
+    }
+  }
+
+  async function endSession(
+    session: SessionRecord,
+    type: string,
+    meta: RequestMeta,
+  ): Promise<void> {
+    await sessions.revokeSession(session.id);
+    await audit.record({
+      type,
+      outcome: "failure",
+      userId: session.user_id,
+      meta,
+      details: { session_id: session.id },
+    });
+  }
+
+  function checkCsrf(session: SessionRecord, input: RefreshInput): void {
+    if (session.csrf_hash === null) return;
+    // Double submit (header must equal the cookie) plus a server-side binding to this session.
+    const header = input.csrfHeader ?? "";
+    if (
+      header === "" || input.csrfCookie === null || !timingSafeEqual(header, input.csrfCookie) ||
+      !timingSafeEqual(sha256(header), session.csrf_hash)
+    ) {
+      throw new CsrfError("The X-CSRF-Token header does not match this session");
+    }
+  }
+
+  const service: AuthService = {
     async register(input, meta) {
       const email = normalizeEmail(input.email);
       deps.policy.assert(input.password, [email, input.displayName ?? ""]);
@@ -132,8 +243,10 @@ export function createAuthService(deps: AuthDeps): AuthService {
     },
 
     async login(input, meta) {
-      const now = clock.now();
-      const user = await users.getUserByEmail(input.email);
+      const email = normalizeEmail(input.email);
+      // Known and unknown emails go through the same lockout, so it reveals nothing.
+      await lockout.begin(email, meta);
+      const user = await users.getUserByEmail(email);
       // Unknown emails still pay for one bcrypt run at the same cost (no timing oracle).
       const ok = await hasher.verify(
         input.password,
@@ -145,6 +258,7 @@ export function createAuthService(deps: AuthDeps): AuthService {
           : !ok
           ? "wrong_password"
           : "account_disabled";
+        await lockout.recordFailure(email, meta);
         await audit.record({
           type: "auth.login",
           outcome: "failure",
@@ -154,56 +268,80 @@ export function createAuthService(deps: AuthDeps): AuthService {
         });
         throw new InvalidCredentialsError("Invalid email or password");
       }
+      await lockout.recordSuccess(email);
+      let current = user;
       if (hasher.needsRehash(user.password_hash)) {
         const upgraded = await hasher.hash(input.password);
-        await users.updateUser(user.id, (u) => ({ ...u, password_hash: upgraded }));
+        current = await users.updateUser(user.id, (u) => ({ ...u, password_hash: upgraded })) ??
+          user;
       }
-      const rememberMe = input.rememberMe;
-      const ttl = rememberMe ? deps.rememberMeTtlSeconds : deps.sessionTtlSeconds;
+      return await service.startSession(current, input, meta);
+    },
+
+    async startSession(user, options, meta) {
+      const now = clock.now();
+      const ttl = options.rememberMe ? deps.rememberMeTtlSeconds : deps.sessionTtlSeconds;
       const expiresAt = new Date(now.getTime() + ttl * 1000);
-      const scope = grantScopes(user.role, input.scope);
+      const scope = grantScopes(user.role, options.scope);
+      const csrfToken = options.useCookies ? randomSecret() : null;
+      await evictOldSessions(user.id, meta);
       let refreshToken = "";
-      const session = await sessions.createSession(
-        { userId: user.id, rememberMe, scope, meta, expiresAt },
-        async (sessionId) => {
-          const signed = await tokens.signRefresh({ userId: user.id, sessionId, expiresAt }, now);
-          refreshToken = signed.token;
-          return signed.jti;
-        },
-      );
+      const session = await sessions.createSession({
+        userId: user.id,
+        rememberMe: options.rememberMe,
+        scope,
+        meta,
+        expiresAt,
+        fingerprint: sessionFingerprint(meta.userAgent, meta.ip, deps.sessionBindIp),
+        csrfHash: csrfToken === null ? null : sha256(csrfToken),
+      }, async (sessionId) => {
+        const signed = await tokens.signRefresh({ userId: user.id, sessionId, expiresAt }, now);
+        refreshToken = signed.token;
+        return signed.jti;
+      });
       await audit.record({
         type: "auth.login",
         outcome: "success",
         userId: user.id,
         meta,
-        details: { session_id: session.id, remember_me: rememberMe },
+        details: {
+          session_id: session.id,
+          remember_me: options.rememberMe,
+          cookies: options.useCookies,
+        },
       });
-      return await issuePair(session, user.role, refreshToken, now);
+      return { pair: await issuePair(session, user, refreshToken, now), csrfToken };
     },
 
-    async refresh(refreshToken, meta) {
+    async refresh(input, meta) {
       const now = clock.now();
-      const claims = await tokens.verifyRefresh(refreshToken);
+      const claims = await tokens.verifyRefresh(input.refreshToken);
       const entry = await sessions.getEntry(claims.sid);
       if (entry.value === null || entry.versionstamp === null) {
         throw new TokenRevokedError("The session has ended");
       }
       const session = entry.value;
       if (session.user_id !== claims.sub) throw new TokenInvalidError("Token is invalid");
+      // Before anything else: a forged cross-site request must not trigger reuse detection.
+      checkCsrf(session, input);
       if (session.refresh_jti !== claims.jti) {
         // A refresh token of this session that is not the current one was spent
         // before: someone holds a copy. Revoke the whole session (RFC 9700 §4.14.2).
-        await sessions.revokeSession(session.id);
-        await audit.record({
-          type: "auth.refresh_reuse_detected",
-          outcome: "failure",
-          userId: session.user_id,
-          meta,
-          details: { session_id: session.id },
-        });
+        await endSession(session, "auth.refresh_reuse_detected", meta);
         throw new TokenRevokedError("The refresh token was already used; the session is revoked");
       }
-      if (new Date(session.expires_at) <= now) throw new TokenRevokedError("The session has ended");
+      if (new Date(session.expires_at) <= now) throw new TokenExpiredError("The session has ended");
+      if (
+        now.getTime() - new Date(session.last_seen_at).getTime() > deps.sessionIdleSeconds * 1000
+      ) {
+        await endSession(session, "session.idle_timeout", meta);
+        throw new TokenExpiredError("The session was idle for too long");
+      }
+      const fingerprint = sessionFingerprint(meta.userAgent, meta.ip, deps.sessionBindIp);
+      if (!timingSafeEqual(fingerprint, session.fingerprint)) {
+        await endSession(session, "session.fingerprint_mismatch", meta);
+        throw new TokenRevokedError("The session was used from another client");
+      }
       const user = await users.getUser(session.user_id);
       if (user === null || user.disabled) {
         await sessions.revokeSession(session.id);
@@ -214,8 +352,10 @@ export function createAuthService(deps: AuthDeps): AuthService {
         { userId: user.id, sessionId: session.id, expiresAt },
         now,
       );
+      const csrfToken = session.csrf_hash === null ? null : randomSecret();
+      const rotation = { jti: next.jti, csrfHash: csrfToken === null ? null : sha256(csrfToken) };
       // First commit wins; a concurrent refresh with the same token loses here.
-      if (await sessions.rotate(entry, next.jti, meta) === "lost_race") {
+      if (await sessions.rotate(entry, rotation, meta) === "lost_race") {
         throw new TokenRevokedError("The refresh token was already used");
       }
       await audit.record({
@@ -225,7 +365,7 @@ export function createAuthService(deps: AuthDeps): AuthService {
         meta,
         details: { session_id: session.id },
       });
-      return await issuePair(session, user.role, next.token, now);
+      return { pair: await issuePair(session, user, next.token, now), csrfToken };
     },
 
     async authenticate(accessToken) {
@@ -240,7 +380,8 @@ export function createAuthService(deps: AuthDeps): AuthService {
         sessionId: claims.sid,
         jti: claims.jti,
         role: claims.role,
-        scopes: new Set<Permission | string>(claims.scope),
+        scopes: new Set(claims.scope),
+        passwordExpired: claims.passwordExpired,
         expiresAt: new Date(claims.exp * 1000),
       };
     },
@@ -257,6 +398,21 @@ export function createAuthService(deps: AuthDeps): AuthService {
       });
     },
 
+    async logoutWithCookie(input, meta) {
+      const claims = await tokens.verifyRefresh(input.refreshToken);
+      const entry = await sessions.getEntry(claims.sid);
+      if (entry.value === null || entry.value.user_id !== claims.sub) return;
+      checkCsrf(entry.value, input);
+      await sessions.revokeSession(claims.sid);
+      await audit.record({
+        type: "auth.logout",
+        outcome: "success",
+        userId: claims.sub,
+        meta,
+        details: { session_id: claims.sid, cookies: true },
+      });
+    },
+
     async logoutAll(principal, meta) {
       await sessions.revokeAccessToken(principal.jti, principal.expiresAt);
       const count = await sessions.revokeAllForUser(principal.userId);
@@ -270,4 +426,5 @@ export function createAuthService(deps: AuthDeps): AuthService {
       return count;
     },
   };
+  return service;
 }

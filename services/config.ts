@@ -28,6 +28,28 @@ export interface Config {
   readonly refreshTokenDays: number;
   /** Session (refresh) lifetime without remember-me. @default 12 */
   readonly sessionMaxHours: number;
+  /** Idle time after which a session can no longer be refreshed. @default 60 */
+  readonly sessionIdleMinutes: number;
+  /** Live sessions per user; a new login evicts the oldest. @default 5 */
+  readonly maxSessionsPerUser: number;
+  /** Also bind sessions to the client's IP prefix (/24, /64), not only its User-Agent. @default false */
+  readonly sessionBindIp: boolean;
+  /** Consecutive failed logins that lock an account (OWASP ASVS 2.2.1). @default 5 */
+  readonly lockoutThreshold: number;
+  /** How long a lock lasts. @default 15 */
+  readonly lockoutMinutes: number;
+  /** Lifetime of a password-reset token. @default 30 */
+  readonly passwordResetExpireMinutes: number;
+  /** Password maximum age; 0 turns expiry off. @default 0 */
+  readonly passwordMaxAgeDays: number;
+  /** Earlier passwords that may not be reused. @default 5 */
+  readonly passwordHistory: number;
+  /** SMTP server for mail (`smtp://user:pass@host:port` or `smtps://`); unset logs mail in development. */
+  readonly smtpUrl: string | undefined;
+  /** Sender address of every mail. @default "Bulwark <no-reply@localhost>" */
+  readonly mailFrom: string;
+  /** Rate limits as `N/unit` (API.md defaults); burst is the bucket size multiplier. */
+  readonly rateLimits: RateLimitSettings;
   /** bcrypt cost; OWASP Password Storage Cheat Sheet asks for at least 10. @default 12 */
   readonly bcryptRounds: number;
   readonly corsOrigins: readonly string[];
@@ -46,6 +68,17 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   /** Secrets generated for this run (development only), named for the warning. */
   readonly generatedSecrets: readonly string[];
+}
+
+/** Raw rate-limit settings; `services/rate_limiter.ts` parses them. */
+export interface RateLimitSettings {
+  readonly enabled: boolean;
+  readonly login: string;
+  readonly authenticated: string;
+  readonly anonymous: string;
+  readonly uploads: string;
+  /** Bucket size as a multiple of the per-window limit (burst allowance). @default 1 */
+  readonly burst: number;
 }
 
 /** Log levels in increasing severity. */
@@ -97,6 +130,11 @@ type SecretName = typeof SECRET_NAMES[number];
 const bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
+/** `N/unit`, as `parseRateLimit()` in services/rate_limiter.ts reads it. */
+const rate = z.string().regex(
+  /^[1-9]\d{0,8}\/(second|minute|hour|day|min|s|m|h|d)$/,
+  'must look like "5/minute" (unit second, minute, hour or day)',
+);
 
 const EnvSchema = z.object({
   APP_ENV: z.enum(["development", "test", "production"]).default("development"),
@@ -110,6 +148,22 @@ const EnvSchema = z.object({
   ACCESS_TOKEN_EXPIRE_MINUTES: positiveInt.max(24 * 60).default(30),
   REFRESH_TOKEN_EXPIRE_DAYS: positiveInt.max(365).default(7),
   SESSION_MAX_HOURS: positiveInt.max(24 * 30).default(12),
+  SESSION_IDLE_MINUTES: positiveInt.max(60 * 24 * 30).default(60),
+  MAX_SESSIONS_PER_USER: positiveInt.max(100).default(5),
+  SESSION_BIND_IP: bool.default(false),
+  LOCKOUT_THRESHOLD: positiveInt.max(100).default(5),
+  LOCKOUT_MINUTES: positiveInt.max(60 * 24).default(15),
+  PASSWORD_RESET_EXPIRE_MINUTES: positiveInt.max(24 * 60).default(30),
+  PASSWORD_MAX_AGE_DAYS: z.coerce.number().int().min(0).max(3650).default(0),
+  PASSWORD_HISTORY: z.coerce.number().int().min(0).max(24).default(5),
+  SMTP_URL: z.url({ protocol: /^smtps?$/ }).optional(),
+  MAIL_FROM: z.string().min(3).max(254).regex(/^[^\r\n]+$/).default("Bulwark <no-reply@localhost>"),
+  RATE_LIMIT_ENABLED: bool.default(true),
+  RATE_LIMIT_LOGIN: rate.default("5/minute"),
+  RATE_LIMIT_AUTHENTICATED: rate.default("100/minute"),
+  RATE_LIMIT_ANONYMOUS: rate.default("60/minute"),
+  RATE_LIMIT_UPLOADS: rate.default("10/minute"),
+  RATE_LIMIT_BURST: z.coerce.number().min(1).max(100).default(1),
   BCRYPT_ROUNDS: z.coerce.number().int().min(10).max(31).default(12),
   CORS_ORIGINS: z.string().default(""),
   TRUST_PROXY: z.coerce.number().int().min(0).max(10).default(0),
@@ -148,7 +202,7 @@ export function loadConfig(
     const dotEnv = io.readTextFile(".env");
     if (dotEnv !== null) env = { ...parseDotEnv(dotEnv), ...env };
   }
-  for (const name of ["CORS_ORIGINS", "KV_URL"]) {
+  for (const name of ["CORS_ORIGINS", "KV_URL", "SMTP_URL"]) {
     const fromFile = readFileSetting(env, name, io, problems);
     if (fromFile !== undefined) env[name] = fromFile;
   }
@@ -204,6 +258,24 @@ export function loadConfig(
     accessTokenMinutes: e.ACCESS_TOKEN_EXPIRE_MINUTES,
     refreshTokenDays: e.REFRESH_TOKEN_EXPIRE_DAYS,
     sessionMaxHours: e.SESSION_MAX_HOURS,
+    sessionIdleMinutes: e.SESSION_IDLE_MINUTES,
+    maxSessionsPerUser: e.MAX_SESSIONS_PER_USER,
+    sessionBindIp: e.SESSION_BIND_IP,
+    lockoutThreshold: e.LOCKOUT_THRESHOLD,
+    lockoutMinutes: e.LOCKOUT_MINUTES,
+    passwordResetExpireMinutes: e.PASSWORD_RESET_EXPIRE_MINUTES,
+    passwordMaxAgeDays: e.PASSWORD_MAX_AGE_DAYS,
+    passwordHistory: e.PASSWORD_HISTORY,
+    smtpUrl: e.SMTP_URL,
+    mailFrom: e.MAIL_FROM,
+    rateLimits: Object.freeze({
+      enabled: e.RATE_LIMIT_ENABLED,
+      login: e.RATE_LIMIT_LOGIN,
+      authenticated: e.RATE_LIMIT_AUTHENTICATED,
+      anonymous: e.RATE_LIMIT_ANONYMOUS,
+      uploads: e.RATE_LIMIT_UPLOADS,
+      burst: e.RATE_LIMIT_BURST,
+    }),
     bcryptRounds: e.BCRYPT_ROUNDS,
     corsOrigins: Object.freeze(corsOrigins),
     trustProxy: e.TRUST_PROXY,
@@ -233,6 +305,17 @@ export function describeConfig(config: Config): Record<string, unknown> {
     ACCESS_TOKEN_EXPIRE_MINUTES: config.accessTokenMinutes,
     REFRESH_TOKEN_EXPIRE_DAYS: config.refreshTokenDays,
     SESSION_MAX_HOURS: config.sessionMaxHours,
+    SESSION_IDLE_MINUTES: config.sessionIdleMinutes,
+    MAX_SESSIONS_PER_USER: config.maxSessionsPerUser,
+    SESSION_BIND_IP: config.sessionBindIp,
+    LOCKOUT_THRESHOLD: config.lockoutThreshold,
+    LOCKOUT_MINUTES: config.lockoutMinutes,
+    PASSWORD_RESET_EXPIRE_MINUTES: config.passwordResetExpireMinutes,
+    PASSWORD_MAX_AGE_DAYS: config.passwordMaxAgeDays,
+    PASSWORD_HISTORY: config.passwordHistory,
+    SMTP: config.smtpUrl === undefined ? "off (mail is logged)" : new URL(config.smtpUrl).host,
+    MAIL_FROM: config.mailFrom,
+    RATE_LIMITS: config.rateLimits,
     BCRYPT_ROUNDS: config.bcryptRounds,
     CORS_ORIGINS: config.corsOrigins,
     TRUST_PROXY: config.trustProxy,

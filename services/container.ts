@@ -2,9 +2,14 @@ import { type AuditService, createAuditService } from "./audit.ts";
 import { type AuthService, createAuthService } from "./auth.ts";
 import type { Clock } from "./clock.ts";
 import type { Config } from "./config.ts";
+import { createLockoutService, type LockoutService } from "./lockout.ts";
 import type { Logger } from "./logger.ts";
+import type { Mailer } from "./mailer.ts";
 import type { PasswordHasher } from "./password_hasher.ts";
 import { createPasswordPolicy, type PasswordPolicy } from "./password_policy.ts";
+import { createPasswordService, type PasswordService } from "./passwords.ts";
+import { createRateLimiter, createRefusalSampler } from "./rate_limiter.ts";
+import { createRatePolicy, type RatePolicy } from "./rate_policy.ts";
 import { createSessionService, type SessionService } from "./sessions.ts";
 import { createTokenService, type TokenService } from "./tokens.ts";
 import { createUserService, type UserService } from "./users.ts";
@@ -15,6 +20,7 @@ export interface Deps {
   readonly kv: Deno.Kv;
   readonly clock: Clock;
   readonly hasher: PasswordHasher;
+  readonly mailer: Mailer;
   readonly logger: Logger;
   /** Built once per process: the zxcvbn dictionaries are large. @default a new policy */
   readonly policy?: PasswordPolicy;
@@ -24,7 +30,10 @@ export interface Deps {
 export interface Services {
   readonly audit: AuditService;
   readonly auth: AuthService;
+  readonly lockout: LockoutService;
+  readonly passwords: PasswordService;
   readonly policy: PasswordPolicy;
+  readonly rates: RatePolicy;
   readonly sessions: SessionService;
   readonly tokens: TokenService;
   readonly users: UserService;
@@ -45,6 +54,13 @@ export function createServices(deps: Deps): Services {
   });
   const users = createUserService({ kv, clock });
   const sessions = createSessionService({ kv, clock });
+  const lockout = createLockoutService({
+    kv,
+    clock,
+    audit,
+    maxFailures: config.lockoutThreshold,
+    lockoutMs: config.lockoutMinutes * 60_000,
+  });
   const auth = createAuthService({
     clock,
     hasher,
@@ -52,10 +68,37 @@ export function createServices(deps: Deps): Services {
     tokens,
     users,
     sessions,
+    lockout,
     audit,
     accessTtlSeconds,
     rememberMeTtlSeconds: config.refreshTokenDays * 86_400,
     sessionTtlSeconds: config.sessionMaxHours * 3600,
+    sessionIdleSeconds: config.sessionIdleMinutes * 60,
+    maxSessionsPerUser: config.maxSessionsPerUser,
+    sessionBindIp: config.sessionBindIp,
+    passwordMaxAgeSeconds: config.passwordMaxAgeDays * 86_400,
   });
-  return { audit, auth, policy, sessions, tokens, users };
+  const passwords = createPasswordService({
+    kv,
+    clock,
+    hasher,
+    policy,
+    users,
+    sessions,
+    lockout,
+    auth,
+    audit,
+    mailer: deps.mailer,
+    logger,
+    publicUrl: config.publicUrl,
+    resetTtlSeconds: config.passwordResetExpireMinutes * 60,
+    historySize: config.passwordHistory,
+  });
+  const rates = createRatePolicy({
+    limiter: createRateLimiter({ kv, clock }),
+    sampler: createRefusalSampler({ kv, clock }),
+    audit,
+    settings: config.rateLimits,
+  });
+  return { audit, auth, lockout, passwords, policy, rates, sessions, tokens, users };
 }

@@ -12,6 +12,8 @@ export interface AppErrorOptions {
   errors?: readonly FieldError[];
   /** Seconds the client should wait before retrying, sent as `Retry-After`. */
   retryAfter?: number;
+  /** Extra response headers (e.g. `X-RateLimit-*` on a refusal). */
+  headers?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -22,12 +24,14 @@ export abstract class AppError extends Error {
   abstract readonly code: string;
   readonly errors: readonly FieldError[] | undefined;
   readonly retryAfter: number | undefined;
+  readonly headers: Readonly<Record<string, string>> | undefined;
 
   constructor(message: string, options: AppErrorOptions = {}) {
     super(message, { cause: options.cause });
     this.name = new.target.name;
     this.errors = options.errors;
     this.retryAfter = options.retryAfter;
+    this.headers = options.headers;
   }
 }
 
@@ -104,4 +108,34 @@ export class RateLimitedError extends AppError {
 /** The store or another dependency the service needs is not answering. */
 export class ServiceUnavailableError extends AppError {
   readonly code = "service_unavailable";
+}
+
+/** Too many failed logins: the account is locked for a while. */
+export class AccountLockedError extends AppError {
+  readonly code = "account_locked";
+}
+
+/** A failed login was too recent: the progressive delay is still running. */
+export class LoginThrottledError extends AppError {
+  readonly code = "login_throttled";
+}
+
+/** The new password is one of the user's recent passwords. */
+export class PasswordReusedError extends AppError {
+  readonly code = "password_reused";
+}
+
+/** The password has expired; only a password change is allowed. */
+export class PasswordExpiredError extends AppError {
+  readonly code = "password_expired";
+}
+
+/** A password-reset token is unknown, used or expired (one answer for all three). */
+export class ResetTokenInvalidError extends AppError {
+  readonly code = "reset_token_invalid";
+}
+
+/** A cookie-authenticated request lacks the matching CSRF token. */
+export class CsrfError extends AppError {
+  readonly code = "csrf_failed";
 }

@@ -50,3 +50,23 @@ export function auditKey(eventId: string): ["audit", string] {
 export function auditByUserKey(userId: string, eventId: string): ["audit_by_user", string, string] {
   return ["audit_by_user", userId, eventId];
 }
+
+/** Consecutive failed logins of one account identifier (existing or not). */
+export function loginFailuresKey(account: string): ["login_failures", string] {
+  return ["login_failures", account];
+}
+
+/** Failed-login accounts seen from one client IP (credential-stuffing detection). */
+export function loginFailuresByIpKey(ip: string): ["login_failures_by_ip", string] {
+  return ["login_failures_by_ip", ip];
+}
+
+/** A password-reset token, by the SHA-256 of its secret. */
+export function passwordResetKey(tokenHash: string): ["password_resets", string] {
+  return ["password_resets", tokenHash];
+}
+
+/** The one live reset token of a user (a newer request replaces it). */
+export function passwordResetByUserKey(userId: string): ["password_resets_by_user", string] {
+  return ["password_resets_by_user", userId];
+}

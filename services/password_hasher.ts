@@ -29,7 +29,8 @@ export interface BcryptHasherOptions {
 /** bcrypt reads at most 72 bytes; longer input would be silently truncated, so it is refused. */
 export const BCRYPT_MAX_BYTES = 72;
 
-const BCRYPT_HASH = /^\$2[abxy]\$(\d{2})\$[./A-Za-z0-9]{53}$/;
+/** Revisions bcryptjs can verify, and the costs it accepts (4-31). */
+const BCRYPT_HASH = /^\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$/;
 
 /** NFKC so that the same password typed on another keyboard or OS hashes the same. */
 export function normalizePassword(password: string): string {
@@ -124,7 +125,7 @@ function createPool(size: number): Runner {
     }
   }
 
-  for (let i = 0; i < size; i++) {
+  function spawn(i: number): void {
     const worker = new Worker(url, { type: "module", name: `bcrypt-${i}` });
     worker.onmessage = (event: MessageEvent<BcryptResult>) => {
       const result = event.data;
@@ -139,13 +140,23 @@ function createPool(size: number): Runner {
     worker.onerror = (event) => {
       event.preventDefault();
       const id = busy.get(worker);
+      busy.delete(worker);
       if (id !== undefined) {
         pending.get(id)?.reject(new Error(`bcrypt worker crashed: ${event.message}`));
         pending.delete(id);
       }
+      // Replace the dead worker so the pool never shrinks.
+      worker.terminate();
+      const at = idle.indexOf(worker);
+      if (at >= 0) idle.splice(at, 1);
+      if (!closed) {
+        spawn(i);
+        dispatch();
+      }
     };
     idle.push(worker);
   }
+  for (let i = 0; i < size; i++) spawn(i);
 
   return {
     submit(job) {

@@ -1,6 +1,6 @@
 import type { RequestMeta } from "./audit.ts";
 import type { Clock } from "./clock.ts";
-import { ConflictError } from "./errors.ts";
+import { ConflictError, NotFoundError } from "./errors.ts";
 import { revokedJtiKey, sessionByUserKey, sessionKey, sessionsByUserPrefix } from "./kv_keys.ts";
 import { randomId } from "./tokens.ts";
 
@@ -19,6 +19,10 @@ export interface SessionRecord {
   scope: string[];
   /** The one refresh-token jti that may still be spent. */
   refresh_jti: string;
+  /** SHA-256 of the client's User-Agent (and IP prefix when bound); a refresh must match it. */
+  fingerprint: string;
+  /** SHA-256 of the CSRF token, for sessions whose refresh token lives in a cookie. */
+  csrf_hash: string | null;
 }
 
 /** Input of {@linkcode SessionService.createSession}. */
@@ -28,6 +32,8 @@ export interface NewSession {
   scope: string[];
   meta: RequestMeta;
   expiresAt: Date;
+  fingerprint: string;
+  csrfHash: string | null;
 }
 
 /** Outcome of an attempt to spend a refresh token. */
@@ -44,11 +50,17 @@ export interface SessionService {
   /** Spends the current refresh jti and stores the next one, atomically (first commit wins). */
   rotate(
     entry: Deno.KvEntry<SessionRecord>,
-    nextJti: string,
+    next: { jti: string; csrfHash: string | null },
     meta: RequestMeta,
   ): Promise<RotateResult>;
   /** Deletes a session and its index entry; true when it existed. */
   revokeSession(sessionId: string): Promise<boolean>;
+  /**
+   * Revokes a session only if it belongs to `userId`.
+   *
+   * @throws {NotFoundError} when it does not exist or is someone else's (no existence leak)
+   */
+  revokeOwnSession(userId: string, sessionId: string): Promise<void>;
   /** Revokes every session of a user, except `keep`; returns how many were revoked. */
   revokeAllForUser(userId: string, keep?: string): Promise<number>;
   listForUser(userId: string): Promise<SessionRecord[]>;
@@ -91,6 +103,8 @@ export function createSessionService(deps: SessionDeps): SessionService {
         remember_me: input.rememberMe,
         scope: input.scope,
         refresh_jti: await refreshJti(id),
+        fingerprint: input.fingerprint,
+        csrf_hash: input.csrfHash,
       };
       const expireIn = ttl(session.expires_at, now);
       const res = await kv.atomic()
@@ -104,11 +118,12 @@ export function createSessionService(deps: SessionDeps): SessionService {
     getEntry(sessionId) {
       return kv.get<SessionRecord>(sessionKey(sessionId));
     },
-    async rotate(entry, nextJti, meta) {
+    async rotate(entry, rotation, meta) {
       const now = clock.now();
       const next: SessionRecord = {
         ...entry.value,
-        refresh_jti: nextJti,
+        refresh_jti: rotation.jti,
+        csrf_hash: rotation.csrfHash,
         last_seen_at: now.toISOString(),
         ip: meta.ip,
       };
@@ -128,6 +143,11 @@ export function createSessionService(deps: SessionDeps): SessionService {
         .delete(sessionByUserKey(entry.value.user_id, sessionId))
         .commit();
       return true;
+    },
+    async revokeOwnSession(userId, sessionId) {
+      const index = await kv.get<string>(sessionByUserKey(userId, sessionId));
+      if (index.value === null) throw new NotFoundError("No such session");
+      await kv.atomic().delete(sessionKey(sessionId)).delete(index.key).commit();
     },
     async revokeAllForUser(userId, keep) {
       let count = 0;

@@ -14,6 +14,8 @@ export interface AccessClaims {
   jti: string;
   role: Role;
   scope: string[];
+  /** The password has expired: the token may only change it. */
+  passwordExpired: boolean;
   iat: number;
   exp: number;
 }
@@ -33,6 +35,7 @@ export interface AccessInput {
   sessionId: string;
   role: Role;
   scope: readonly string[];
+  passwordExpired?: boolean;
 }
 
 /** A signed token and its identifiers. */
@@ -109,6 +112,7 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
     if (typeof token !== "string" || token.length > MAX_TOKEN_LENGTH) {
       throw new TokenInvalidError("Token is malformed");
     }
+    const now = clock.now().getTime();
     try {
       const { payload } = await jwtVerify(token, (header) => {
         // Pin the key by kid within this kind's ring; unknown kids fail before any HMAC.
@@ -118,13 +122,21 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
       }, {
         algorithms: [ALG],
         issuer,
-        currentDate: clock.now(),
+        currentDate: new Date(now),
         clockTolerance: LEEWAY_SECONDS,
         requiredClaims: ["sub", "jti", "iat", "exp"],
       });
       if (payload.typ !== typ) throw new TokenInvalidError(`Token is not an ${typ} token`);
-      if (typeof payload.sid !== "string" || !ID.test(payload.sid) || !ID.test(payload.jti ?? "")) {
+      if (
+        typeof payload.sid !== "string" || !ID.test(payload.sid) ||
+        typeof payload.jti !== "string" || !ID.test(payload.jti) ||
+        typeof payload.sub !== "string" || !ID.test(payload.sub)
+      ) {
         throw new TokenInvalidError("Token claims are malformed");
+      }
+      // jose checks iat only with maxTokenAge; a token from the future is forged or mis-clocked.
+      if (typeof payload.iat !== "number" || payload.iat > now / 1000 + LEEWAY_SECONDS) {
+        throw new TokenInvalidError("Token was issued in the future");
       }
       return payload;
     } catch (error) {
@@ -169,6 +181,7 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
         jti: p.jti!,
         role: p.role,
         scope: p.scope.split(" ").filter((s) => s !== ""),
+        passwordExpired: p.pwd_expired === true,
         iat: p.iat!,
         exp: p.exp!,
       };

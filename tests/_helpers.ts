@@ -3,6 +3,7 @@ import type { Deps } from "../routes/deps.ts";
 import type { Clock } from "../services/clock.ts";
 import { type Config, type ConfigIo, loadConfig } from "../services/config.ts";
 import { createLogger, type Logger } from "../services/logger.ts";
+import type { Mail, Mailer } from "../services/mailer.ts";
 import { createBcryptHasher, type PasswordHasher } from "../services/password_hasher.ts";
 import { createPasswordPolicy, type PasswordPolicy } from "../services/password_policy.ts";
 
@@ -42,6 +43,10 @@ export function testConfig(env: Record<string, string> = {}): Config {
     BCRYPT_ROUNDS: "10",
     CORS_ORIGINS: "https://app.example.com,https://*.example.org",
     LOG_LEVEL: "error",
+    // Generous limits so feature tests are not throttled; rate-limit tests set their own.
+    RATE_LIMIT_LOGIN: "1000/minute",
+    RATE_LIMIT_AUTHENTICATED: "1000/minute",
+    RATE_LIMIT_ANONYMOUS: "1000/minute",
     ...env,
   }, { io: memoryIo() });
 }
@@ -75,12 +80,30 @@ export function testPolicy(): PasswordPolicy {
   return sharedPolicy;
 }
 
+/** A mailer that keeps what it was asked to send. */
+export function memoryMailer(): Mailer & { sent: Mail[] } {
+  const sent: Mail[] = [];
+  return {
+    sent,
+    send(mail) {
+      sent.push(mail);
+      return Promise.resolve();
+    },
+    close() {},
+  };
+}
+
 /** Builds injected dependencies for one test world. */
 export function makeDeps(
   world: TestWorld,
-): Deps & { clock: FakeClock; logger: ReturnType<typeof memoryLogger> } {
+): Deps & {
+  clock: FakeClock;
+  logger: ReturnType<typeof memoryLogger>;
+  mailer: ReturnType<typeof memoryMailer>;
+} {
   return {
     config: testConfig(world.env),
+    mailer: memoryMailer(),
     kv: world.kv,
     clock: world.clock ?? new FakeClock(),
     hasher: world.hasher ?? testHasher(),

@@ -1,7 +1,7 @@
 import { createApp } from "../../routes/app.ts";
 import { createSystemClock } from "../../services/clock.ts";
 import { type HttpServer, startHttpServer } from "../../services/http_server.ts";
-import { memoryLogger, testConfig, testHasher, testPolicy } from "../_helpers.ts";
+import { memoryLogger, memoryMailer, testConfig, testHasher, testPolicy } from "../_helpers.ts";
 
 /** A running service for end-to-end tests; `await using` shuts it down. */
 export interface TestServer extends AsyncDisposable {
@@ -25,6 +25,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
       kv,
       clock: createSystemClock(),
       hasher: testHasher(),
+      mailer: memoryMailer(),
       policy: testPolicy(),
       logger,
     });
