@@ -1,6 +1,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import type { AuditService, RequestMeta } from "../services/audit.ts";
-import type { AuthService, Principal } from "../services/auth.ts";
+import type { ApiKeyService } from "../services/api_keys.ts";
+import type { AuthService, Principal, SessionPrincipal } from "../services/auth.ts";
 import {
   ForbiddenError,
   InsufficientScopeError,
@@ -15,6 +16,7 @@ import type { AppEnv } from "./app_env.ts";
 /** Options of {@linkcode authenticate}. */
 export interface AuthenticateOptions {
   auth: AuthService;
+  apiKeys: ApiKeyService;
   /** Records authorization refusals (403) for security monitoring. */
   audit: AuditService;
 }
@@ -34,16 +36,32 @@ const PASSWORD_EXPIRED_ALLOWED = new Set([
  * limiter that runs next charges it to the client IP.
  */
 export function authenticate(options: AuthenticateOptions): MiddlewareHandler<AppEnv> {
-  const { auth, audit } = options;
+  const { auth, audit, apiKeys } = options;
   return async function authenticate(c, next) {
     const header = c.req.header("authorization");
     c.set("principal", null);
     c.set("authError", null);
-    if (header !== undefined) {
-      const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(header.trim());
+    const apiKey = c.req.header("x-api-key");
+    if (header !== undefined || apiKey !== undefined) {
+      const match = header === undefined
+        ? null
+        : /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(header.trim());
       try {
-        if (match === null) throw new TokenInvalidError("Authorization must be a Bearer token");
-        c.set("principal", await auth.authenticate(match[1]!));
+        if (header === undefined) {
+          const identity = await apiKeys.authenticate(apiKey!, requestMeta(c));
+          c.set("principal", {
+            kind: "api_key",
+            userId: identity.userId,
+            keyId: identity.keyId,
+            role: identity.role,
+            scopes: new Set(identity.scopes),
+            passwordExpired: false,
+          });
+        } else if (match === null) {
+          throw new TokenInvalidError("Authorization must be a Bearer token");
+        } else {
+          c.set("principal", await auth.authenticate(match[1]!));
+        }
       } catch (error) {
         // Kept for requirePrincipal(); any other failure is a real fault and propagates.
         if (
@@ -82,6 +100,26 @@ export function requirePrincipal(c: Context<AppEnv>): Principal {
   const principal = c.get("principal");
   if (principal !== null) return principal;
   throw c.get("authError") ?? new TokenInvalidError("Authentication required");
+}
+
+/**
+ * Returns the caller when it holds a login session (Bearer token), refusing
+ * API keys with 403: keys cannot manage keys, sessions or passwords.
+ */
+export function requireSession(c: Context<AppEnv>): SessionPrincipal {
+  const principal = requirePrincipal(c);
+  if (principal.kind !== "user") {
+    throw new ForbiddenError("This action needs a user session, not an API key");
+  }
+  return principal;
+}
+
+/** Route guard: a caller with a login session (Bearer token). */
+export function requireSessionAuth(): MiddlewareHandler<AppEnv> {
+  return async function requireSessionAuth(c, next) {
+    requireSession(c);
+    await next();
+  };
 }
 
 /** Route guard: any authenticated caller. */

@@ -39,7 +39,11 @@ export function rateLimit(options: RateLimitOptions): MiddlewareHandler<AppEnv> 
     const principal = c.get("principal");
     const decision = await policy.checkRequest(
       tier,
-      principal === null ? { kind: "anonymous" } : { kind: "user", id: principal.userId },
+      principal === null
+        ? { kind: "anonymous" }
+        : principal.kind === "api_key"
+        ? { kind: "api_key", id: principal.keyId }
+        : { kind: "user", id: principal.userId },
       requestMeta(c),
     );
     await next();

@@ -28,7 +28,10 @@ export function validate<T extends Target, S extends z.ZodType>(target: T, schem
   });
   if (target !== "json") return inner;
   const jsonOnly: MiddlewareHandler = async function requireJson(c, next) {
-    if (!JSON_TYPE.test(c.req.header("content-type") ?? "")) {
+    const type = c.req.header("content-type");
+    // No body at all reads as `{}`: the schema then decides (optional bodies stay optional).
+    const empty = type === undefined && c.req.raw.body === null;
+    if (!empty && !JSON_TYPE.test(type ?? "")) {
       throw new UnsupportedMediaTypeError("Expected an application/json body");
     }
     await next();

@@ -8,6 +8,7 @@ import { securityHeaders } from "../middleware/security_headers.ts";
 import { authenticate } from "../middleware/auth.ts";
 import { rateLimit } from "../middleware/rate_limit.ts";
 import { createServices } from "../services/container.ts";
+import { apiKeyRoutes } from "./api_keys.ts";
 import { authRoutes } from "./auth.ts";
 import type { Deps } from "./deps.ts";
 import { passwordRoutes } from "./passwords.ts";
@@ -33,7 +34,7 @@ export function createApp(deps: Deps): Hono<AppEnv> {
   const services = createServices(deps);
   // authenticate runs before the limiter so an authenticated caller is keyed by
   // user id; it never refuses by itself, so a bad token still pays per IP.
-  app.use(authenticate({ auth: services.auth, audit: services.audit }));
+  app.use(authenticate({ auth: services.auth, apiKeys: services.apiKeys, audit: services.audit }));
   app.use(rateLimit({ policy: services.rates }));
 
   app.route("/", healthRoutes(deps));
@@ -41,6 +42,7 @@ export function createApp(deps: Deps): Hono<AppEnv> {
   app.route("/auth/password", passwordRoutes(deps, services));
   app.route("/auth", authRoutes(deps, services));
   app.route("/users", userRoutes(deps, services));
+  app.route("/api-keys", apiKeyRoutes(deps, services));
   app.route("/", docsRoutes(deps, app));
 
   app.onError(onError);

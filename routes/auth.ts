@@ -3,7 +3,7 @@ import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { describeRoute, resolver } from "hono-openapi";
 import { z } from "zod";
 import type { AppEnv } from "../middleware/app_env.ts";
-import { requestMeta, requireAuth, requirePrincipal } from "../middleware/auth.ts";
+import { requestMeta, requireSession, requireSessionAuth } from "../middleware/auth.ts";
 import { parseInput, validate } from "../middleware/validate.ts";
 import type { IssuedTokens, RefreshInput } from "../services/auth.ts";
 import {
@@ -160,7 +160,7 @@ export function authRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
         if (c.req.header("authorization") === undefined && cookie !== undefined) {
           await auth.logoutWithCookie(cookieInput(c, cookie), requestMeta(c));
         } else {
-          await auth.logout(requirePrincipal(c), requestMeta(c));
+          await auth.logout(requireSession(c), requestMeta(c));
         }
         clearAuthCookies(c);
         return c.body(null, 204);
@@ -173,9 +173,9 @@ export function authRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
         tags: ["auth"],
         responses: { 204: { description: "Logged out" } },
       }),
-      requireAuth(),
+      requireSessionAuth(),
       async (c) => {
-        await auth.logoutAll(requirePrincipal(c), requestMeta(c));
+        await auth.logoutAll(requireSession(c), requestMeta(c));
         return c.body(null, 204);
       },
     );

@@ -2,7 +2,7 @@ import { Hono } from "hono";
 import { describeRoute } from "hono-openapi";
 import { z } from "zod";
 import type { AppEnv } from "../middleware/app_env.ts";
-import { requestMeta, requireAuth, requirePrincipal } from "../middleware/auth.ts";
+import { requestMeta, requireSession, requireSessionAuth } from "../middleware/auth.ts";
 import { validate } from "../middleware/validate.ts";
 import { normalizeEmail } from "../services/users.ts";
 import type { Deps, Services } from "./deps.ts";
@@ -55,11 +55,11 @@ export function passwordRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
         security: [{ bearer: [] }],
         responses: { 200: { description: "New token pair" } },
       }),
-      requireAuth(),
+      requireSessionAuth(),
       validate("json", ChangeBody),
       async (c) => {
         const body = c.req.valid("json");
-        const issued = await passwords.changePassword(requirePrincipal(c), {
+        const issued = await passwords.changePassword(requireSession(c), {
           currentPassword: body.current_password,
           newPassword: body.new_password,
         }, requestMeta(c));

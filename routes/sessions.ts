@@ -2,7 +2,7 @@ import { Hono } from "hono";
 import { describeRoute, resolver } from "hono-openapi";
 import { z } from "zod";
 import type { AppEnv } from "../middleware/app_env.ts";
-import { requestMeta, requirePermission, requirePrincipal } from "../middleware/auth.ts";
+import { requestMeta, requirePermission, requireSession } from "../middleware/auth.ts";
 import { validate } from "../middleware/validate.ts";
 import type { Deps, Services } from "./deps.ts";
 
@@ -37,7 +37,7 @@ export function sessionRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
       }),
       requirePermission("sessions:manage"),
       async (c) => {
-        const principal = requirePrincipal(c);
+        const principal = requireSession(c);
         const list = await sessions.listForUser(principal.userId);
         return c.json(
           list.sort((a, b) => b.created_at.localeCompare(a.created_at)).map((s) => ({
@@ -66,7 +66,7 @@ export function sessionRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
       requirePermission("sessions:manage"),
       validate("param", SessionParam),
       async (c) => {
-        const principal = requirePrincipal(c);
+        const principal = requireSession(c);
         await sessions.revokeOwnSession(principal.userId, c.req.valid("param").id);
         await audit.record({
           type: "session.revoked",

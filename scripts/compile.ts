@@ -100,8 +100,8 @@ export async function findWorkerModules(rootDir: string = ROOT_DIR): Promise<str
  * - `--allow-env`: configuration is the whole environment (`Deno.env.toObject()`).
  * - `--allow-read` unrestricted: `*_FILE` secrets and TLS files live where the operator puts them.
  * - `--allow-write` only the data folder (see {@linkcode DEFAULT_DATA_DIR}).
- * - no `--allow-sys`: nothing the service runs asks for it (checked with `deno run` and the
- *   same flags against every route); add `--allow-sys=<names>` here if a dependency comes to.
+ * - `--allow-sys=hostname,networkInterfaces` only: nodemailer names the client in SMTP HELO
+ *   (`os.hostname()`, `os.networkInterfaces()`); nothing else the service runs asks for more.
  * - `--no-prompt`: a compiled binary otherwise prompts on a TTY; a service must fail instead.
  * - `--unstable-kv`: also set by deno.json's `"unstable": ["kv"]`, which compile honours;
  *   given explicitly so the binary keeps KV whatever the config says.
@@ -116,6 +116,7 @@ export function buildCompileArgs(options: CompileOptions, workers: readonly stri
     "--allow-env",
     "--allow-read",
     `--allow-write=${options.dataDir}`,
+    "--allow-sys=hostname,networkInterfaces",
     "--unstable-kv",
     ...workers.flatMap((worker) => ["--include", worker]),
     ...(options.target === undefined ? [] : ["--target", options.target]),

@@ -22,8 +22,8 @@ import {
   type UserService,
 } from "./users.ts";
 
-/** The authenticated caller, as routes and guards see it. */
-export interface Principal {
+/** A caller holding an access token of a login session. */
+export interface SessionPrincipal {
   kind: "user";
   userId: string;
   sessionId: string;
@@ -35,6 +35,20 @@ export interface Principal {
   passwordExpired: boolean;
   expiresAt: Date;
 }
+
+/** A caller holding an API key. */
+export interface ApiKeyPrincipal {
+  kind: "api_key";
+  userId: string;
+  keyId: string;
+  role: Role;
+  /** The key's scopes, never more than the owner holds now. */
+  scopes: ReadonlySet<string>;
+  passwordExpired: false;
+}
+
+/** The authenticated caller, as routes and guards see it. */
+export type Principal = SessionPrincipal | ApiKeyPrincipal;
 
 /** The body of a successful login or refresh. */
 export interface TokenPair {
@@ -102,9 +116,9 @@ export interface AuthService {
    *
    * @throws {TokenInvalidError} | {TokenExpiredError} | {TokenRevokedError}
    */
-  authenticate(accessToken: string): Promise<Principal>;
+  authenticate(accessToken: string): Promise<SessionPrincipal>;
   /** Blacklists the access token and revokes its session. */
-  logout(principal: Principal, meta: RequestMeta): Promise<void>;
+  logout(principal: SessionPrincipal, meta: RequestMeta): Promise<void>;
   /**
    * Revokes the session a cookie refresh token belongs to (cookie logout).
    *
@@ -112,7 +126,7 @@ export interface AuthService {
    */
   logoutWithCookie(input: RefreshInput, meta: RequestMeta): Promise<void>;
   /** Revokes every session of the principal's user; returns how many. */
-  logoutAll(principal: Principal, meta: RequestMeta): Promise<number>;
+  logoutAll(principal: SessionPrincipal, meta: RequestMeta): Promise<number>;
   /**
    * Starts a fresh session for `user` (login, password change). Exposed for
    * the password service, which rotates the session id on a change.

@@ -48,6 +48,10 @@ export interface Config {
   readonly smtpUrl: string | undefined;
   /** Sender address of every mail. @default "Bulwark <no-reply@localhost>" */
   readonly mailFrom: string;
+  /** Pepper for API key hashes (HMAC-SHA256); unset hashes with plain SHA-256. Changing it revokes every key. */
+  readonly apiKeyPepper: Uint8Array | undefined;
+  /** Active API keys per user. @default 10 */
+  readonly maxApiKeysPerUser: number;
   /** Rate limits as `N/unit` (API.md defaults); burst is the bucket size multiplier. */
   readonly rateLimits: RateLimitSettings;
   /** bcrypt cost; OWASP Password Storage Cheat Sheet asks for at least 10. @default 12 */
@@ -158,6 +162,7 @@ const EnvSchema = z.object({
   PASSWORD_HISTORY: z.coerce.number().int().min(0).max(24).default(5),
   SMTP_URL: z.url({ protocol: /^smtps?$/ }).optional(),
   MAIL_FROM: z.string().min(3).max(254).regex(/^[^\r\n]+$/).default("Bulwark <no-reply@localhost>"),
+  MAX_API_KEYS_PER_USER: positiveInt.max(1000).default(10),
   RATE_LIMIT_ENABLED: bool.default(true),
   RATE_LIMIT_LOGIN: rate.default("5/minute"),
   RATE_LIMIT_AUTHENTICATED: rate.default("100/minute"),
@@ -202,7 +207,7 @@ export function loadConfig(
     const dotEnv = io.readTextFile(".env");
     if (dotEnv !== null) env = { ...parseDotEnv(dotEnv), ...env };
   }
-  for (const name of ["CORS_ORIGINS", "KV_URL", "SMTP_URL"]) {
+  for (const name of ["CORS_ORIGINS", "KV_URL", "SMTP_URL", "API_KEY_PEPPER"]) {
     const fromFile = readFileSetting(env, name, io, problems);
     if (fromFile !== undefined) env[name] = fromFile;
   }
@@ -240,6 +245,15 @@ export function loadConfig(
   }
   if (problems.length > 0) throw new ConfigError(problems);
 
+  const pepper = env.API_KEY_PEPPER;
+  if (
+    pepper !== undefined && pepper !== "" &&
+    new TextEncoder().encode(pepper).byteLength < MIN_SECRET_BYTES
+  ) {
+    problems.push(`"API_KEY_PEPPER" must be at least ${MIN_SECRET_BYTES} bytes`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
   const scheme = e.TLS_CERT_FILE === undefined ? "http" : "https";
   const publicUrl = (e.PUBLIC_URL ?? `${scheme}://localhost:${e.PORT}`).replace(/\/+$/, "");
   const kvPath = e.KV_URL ??
@@ -268,6 +282,10 @@ export function loadConfig(
     passwordHistory: e.PASSWORD_HISTORY,
     smtpUrl: e.SMTP_URL,
     mailFrom: e.MAIL_FROM,
+    apiKeyPepper: pepper === undefined || pepper === ""
+      ? undefined
+      : new TextEncoder().encode(pepper),
+    maxApiKeysPerUser: e.MAX_API_KEYS_PER_USER,
     rateLimits: Object.freeze({
       enabled: e.RATE_LIMIT_ENABLED,
       login: e.RATE_LIMIT_LOGIN,
@@ -316,6 +334,8 @@ export function describeConfig(config: Config): Record<string, unknown> {
     SMTP: config.smtpUrl === undefined ? "off (mail is logged)" : new URL(config.smtpUrl).host,
     MAIL_FROM: config.mailFrom,
     RATE_LIMITS: config.rateLimits,
+    API_KEY_HASH: config.apiKeyPepper === undefined ? "sha256" : "hmac-sha256 (peppered)",
+    MAX_API_KEYS_PER_USER: config.maxApiKeysPerUser,
     BCRYPT_ROUNDS: config.bcryptRounds,
     CORS_ORIGINS: config.corsOrigins,
     TRUST_PROXY: config.trustProxy,

@@ -1,3 +1,4 @@
+import { type ApiKeyService, createApiKeyService } from "./api_keys.ts";
 import { type AuditService, createAuditService } from "./audit.ts";
 import { type AuthService, createAuthService } from "./auth.ts";
 import type { Clock } from "./clock.ts";
@@ -28,6 +29,7 @@ export interface Deps {
 
 /** Every service of one app instance. */
 export interface Services {
+  readonly apiKeys: ApiKeyService;
   readonly audit: AuditService;
   readonly auth: AuthService;
   readonly lockout: LockoutService;
@@ -94,11 +96,21 @@ export function createServices(deps: Deps): Services {
     resetTtlSeconds: config.passwordResetExpireMinutes * 60,
     historySize: config.passwordHistory,
   });
+  const sampler = createRefusalSampler({ kv, clock });
   const rates = createRatePolicy({
     limiter: createRateLimiter({ kv, clock }),
-    sampler: createRefusalSampler({ kv, clock }),
+    sampler,
     audit,
     settings: config.rateLimits,
   });
-  return { audit, auth, lockout, passwords, policy, rates, sessions, tokens, users };
+  const apiKeys = createApiKeyService({
+    kv,
+    clock,
+    audit,
+    sampler,
+    logger,
+    pepper: config.apiKeyPepper,
+    maxActiveKeys: config.maxApiKeysPerUser,
+  });
+  return { apiKeys, audit, auth, lockout, passwords, policy, rates, sessions, tokens, users };
 }

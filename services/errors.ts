@@ -139,3 +139,8 @@ export class ResetTokenInvalidError extends AppError {
 export class CsrfError extends AppError {
   readonly code = "csrf_failed";
 }
+
+/** The caller's address is outside the credential's IP allowlist. */
+export class IpNotAllowedError extends AppError {
+  readonly code = "ip_not_allowed";
+}

@@ -70,3 +70,36 @@ export function passwordResetKey(tokenHash: string): ["password_resets", string]
 export function passwordResetByUserKey(userId: string): ["password_resets_by_user", string] {
   return ["password_resets_by_user", userId];
 }
+
+/** An API key record (never the key itself). */
+export function apiKeyKey(keyId: string): ["api_keys", string] {
+  return ["api_keys", keyId];
+}
+
+/** Unique index: hash of the key → `{ id, user_id }`, for O(1) lookup. */
+export function apiKeyByHashKey(hash: string): ["api_keys_by_hash", string] {
+  return ["api_keys_by_hash", hash];
+}
+
+/** One-to-many index: user → API key ids. */
+export function apiKeyByUserKey(
+  userId: string,
+  keyId: string,
+): ["api_keys_by_user", string, string] {
+  return ["api_keys_by_user", userId, keyId];
+}
+
+/** Prefix of every API key index entry of one user. */
+export function apiKeysByUserPrefix(userId: string): ["api_keys_by_user", string] {
+  return ["api_keys_by_user", userId];
+}
+
+/** Use counter of an API key (a KvU64 updated with `sum`). */
+export function apiKeyUsageKey(keyId: string): ["api_key_usage", string] {
+  return ["api_key_usage", keyId];
+}
+
+/** Last use (time and IP) of an API key. */
+export function apiKeyLastUseKey(keyId: string): ["api_key_last_use", string] {
+  return ["api_key_last_use", keyId];
+}

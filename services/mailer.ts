@@ -43,9 +43,9 @@ export class MailDeliveryError extends Error {
   override name = "MailDeliveryError";
   readonly reason: MailDeliveryFailure;
 
-  constructor(message: string, reason: MailDeliveryFailure, options: { cause?: unknown } = {}) {
+  constructor(message: string, options: { reason: MailDeliveryFailure; cause?: unknown }) {
     super(message, { cause: options.cause });
-    this.reason = reason;
+    this.reason = options.reason;
   }
 }
 
@@ -86,7 +86,8 @@ const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "::1"]);
  * Creates a mailer that delivers through SMTP behind a circuit breaker, so a dead server fails
  * sends fast instead of holding them for `timeoutMs` each.
  *
- * @throws {TypeError} when `url`, `from` or an option is invalid; the message never repeats the URL.
+ * @throws {TypeError} when `url` or `from` is invalid; the message never repeats the URL.
+ * @throws {RangeError} when `timeoutMs` is not a positive number.
  */
 export function createSmtpMailer(options: SmtpMailerOptions): Mailer {
   const timeoutMs = options.timeoutMs ?? 5000;
@@ -156,26 +157,26 @@ export function createSmtpMailer(options: SmtpMailerOptions): Mailer {
   function toDeliveryError(error: unknown): MailDeliveryError {
     const code = errorCode(error);
     if (closed || code === "ESHUTDOWN" || code === "EABORT") {
-      return new MailDeliveryError("Cannot send mail: the mailer is closed", "closed", {
+      return new MailDeliveryError("Cannot send mail: the mailer is closed", {
+        reason: "closed",
         cause: error,
       });
     }
     if (code === "EOPENBREAKER") {
       return new MailDeliveryError(
         "Cannot send mail: the circuit is open after repeated failures",
-        "circuit_open",
-        { cause: error },
+        { reason: "circuit_open", cause: error },
       );
     }
     if (code === "ETIMEDOUT") {
       return new MailDeliveryError(
         `Cannot send mail: the SMTP server did not answer within ${timeoutMs} ms`,
-        "timeout",
-        { cause: error },
+        { reason: "timeout", cause: error },
       );
     }
     const detail = error instanceof Error ? error.message : String(error);
-    return new MailDeliveryError(`Cannot send mail: ${scrub(detail, secrets)}`, "failed", {
+    return new MailDeliveryError(`Cannot send mail: ${scrub(detail, secrets)}`, {
+      reason: "failed",
       cause: error,
     });
   }
@@ -259,12 +260,23 @@ function parseSmtpUrl(url: string): SmtpServer {
   ) {
     throw new TypeError("Cannot create mailer: the SMTP URL takes no path, query or fragment");
   }
+  let user: string;
+  let pass: string;
+  try {
+    user = decodeURIComponent(parsed.username);
+    pass = decodeURIComponent(parsed.password);
+  } catch (error) {
+    if (!(error instanceof URIError)) throw error;
+    throw new TypeError(
+      "Cannot create mailer: the SMTP URL has a malformed %-escape in its user info",
+    );
+  }
   return {
     host: parsed.hostname.replace(/^\[(.*)\]$/, "$1"),
     port: parsed.port === "" ? undefined : Number(parsed.port),
     secure: parsed.protocol === "smtps:",
-    user: decodeURIComponent(parsed.username),
-    pass: decodeURIComponent(parsed.password),
+    user,
+    pass,
     rawUser: parsed.username,
     rawPass: parsed.password,
   };

@@ -1,5 +1,5 @@
 import type { AuditService, RequestMeta } from "./audit.ts";
-import type { AuthService, IssuedTokens, Principal } from "./auth.ts";
+import type { AuthService, IssuedTokens, SessionPrincipal } from "./auth.ts";
 import type { Clock } from "./clock.ts";
 import {
   InvalidCredentialsError,
@@ -38,7 +38,7 @@ export interface PasswordService {
    * @throws {PasswordPolicyError} | {PasswordReusedError}
    */
   changePassword(
-    principal: Principal,
+    principal: SessionPrincipal,
     input: { currentPassword: string; newPassword: string },
     meta: RequestMeta,
   ): Promise<IssuedTokens>;

@@ -8,6 +8,8 @@ const START_TIMEOUT_MS = 10_000;
 export interface SmtpSink extends AsyncDisposable {
   /** The loopback port it listens on. */
   readonly port: number;
+  /** The server's self-signed certificate (PEM, for `localhost` and 127.0.0.1) when `tls` is set. */
+  readonly certificate: string | undefined;
   /** The raw RFC 5322 messages received so far, oldest first. */
   messages(): Promise<string[]>;
   /** Kills the server and removes its mail directory. */
@@ -18,6 +20,12 @@ export interface SmtpSink extends AsyncDisposable {
 export interface SmtpSinkOptions {
   /** Port to listen on. @default a free port */
   port?: number;
+  /**
+   * `"starttls"` offers and requires STARTTLS, `"smtps"` speaks TLS from the first byte; both
+   * with a fresh self-signed certificate, which needs `openssl` (see {@linkcode opensslAvailable}).
+   * @default no TLS
+   */
+  tls?: "starttls" | "smtps";
 }
 
 /** Reports whether {@linkcode startSmtpSink} can run here (`/usr/bin/python3` with aiosmtpd). */
@@ -37,6 +45,23 @@ export async function smtpAvailable(): Promise<boolean> {
   }
 }
 
+/** Reports whether `openssl` is on PATH, which the `tls` option of {@linkcode startSmtpSink} needs. */
+export async function opensslAvailable(): Promise<boolean> {
+  try {
+    const { success } = await new Deno.Command("openssl", {
+      args: ["version"],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return success;
+  } catch (error) {
+    // A missing binary means "not available", which is the answer, not a failure.
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
 /**
  * Starts aiosmtpd on 127.0.0.1 with a maildir behind it, and resolves once the port accepts
  * TCP connections.
@@ -46,6 +71,18 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
   const dir = await Deno.makeTempDir({ prefix: "bulwark_smtp_" });
   // Python's Maildir creates new/cur/tmp only when the directory does not exist yet.
   const maildir = `${dir}/maildir`;
+  let certificate: string | undefined;
+  const tlsArgs: string[] = [];
+  if (options.tls !== undefined) {
+    try {
+      certificate = await selfSignedCertificate(dir);
+    } catch (error) {
+      await Deno.remove(dir, { recursive: true });
+      throw error;
+    }
+    const flag = options.tls === "smtps" ? "--smtps" : "--tls";
+    tlsArgs.push(`${flag}cert`, `${dir}/cert.pem`, `${flag}key`, `${dir}/key.pem`);
+  }
   const child = new Deno.Command(PYTHON, {
     args: [
       "-m",
@@ -53,6 +90,7 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
       "-n",
       "-l",
       `127.0.0.1:${port}`,
+      ...tlsArgs,
       "-c",
       "aiosmtpd.handlers.Mailbox",
       maildir,
@@ -88,6 +126,7 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
 
   return {
     port,
+    certificate,
     async messages() {
       const files: { path: string; mtime: number; name: string }[] = [];
       for (const sub of ["new", "cur"]) {
@@ -104,6 +143,36 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
     stop,
     [Symbol.asyncDispose]: stop,
   };
+}
+
+/** Writes `cert.pem` and `key.pem` for localhost into `dir` and returns the certificate. */
+async function selfSignedCertificate(dir: string): Promise<string> {
+  const { success, stderr } = await new Deno.Command("openssl", {
+    args: [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=localhost",
+      "-addext",
+      "subjectAltName=DNS:localhost,IP:127.0.0.1",
+      "-keyout",
+      `${dir}/key.pem`,
+      "-out",
+      `${dir}/cert.pem`,
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!success) {
+    throw new Error(`Cannot create a test certificate: ${new TextDecoder().decode(stderr)}`);
+  }
+  return await Deno.readTextFile(`${dir}/cert.pem`);
 }
 
 /** A loopback port that was free a moment ago. */

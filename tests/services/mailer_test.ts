@@ -7,7 +7,7 @@ import {
 } from "../../services/mailer.ts";
 import { assert, assertEquals, assertMatch, assertRejects, assertThrows } from "../_assert.ts";
 import { memoryLogger } from "../_helpers.ts";
-import { freePort, smtpAvailable, startSmtpSink } from "../_smtp.ts";
+import { freePort, opensslAvailable, smtpAvailable, startSmtpSink } from "../_smtp.ts";
 
 const FROM = "Bulwark <no-reply@bulwark.test>";
 const MAIL: Mail = {
@@ -17,10 +17,13 @@ const MAIL: Mail = {
 };
 
 const HAS_SMTP = await smtpAvailable();
+const HAS_TLS_SINK = HAS_SMTP && await opensslAvailable();
 const NO_SMTP = "needs /usr/bin/python3 with aiosmtpd (apt-get install python3-aiosmtpd)";
 if (!HAS_SMTP) {
   // Shows up as "ignored" in the run, so the missing prerequisite is visible rather than silent.
   Deno.test({ name: `createSmtpMailer() real-server tests ${NO_SMTP}`, ignore: true, fn() {} });
+} else if (!HAS_TLS_SINK) {
+  Deno.test({ name: "createSmtpMailer() TLS tests need openssl on PATH", ignore: true, fn() {} });
 }
 
 /** Builds a mailer that `using` closes. */
@@ -99,6 +102,30 @@ Deno.test({
         TypeError,
       );
     });
+  },
+});
+
+Deno.test({
+  name: "createSmtpMailer() refuses a server whose certificate is not trusted",
+  ignore: !HAS_TLS_SINK,
+  async fn(t) {
+    for (const tls of ["starttls", "smtps"] as const) {
+      await t.step(`over ${tls}`, async () => {
+        await using sink = await startSmtpSink({ tls });
+        const scheme = tls === "smtps" ? "smtps" : "smtp";
+        using mailer = smtpMailer({
+          url: `${scheme}://localhost:${sink.port}`,
+          from: FROM,
+          logger: memoryLogger(),
+        });
+
+        const error = await assertRejects(() => mailer.send(MAIL), MailDeliveryError);
+
+        assertEquals(error.reason, "failed");
+        assertMatch(error.message, /certificate/);
+        assertEquals(await sink.messages(), []);
+      });
+    }
   },
 });
 
