@@ -204,7 +204,7 @@ export function sendTokens(c: Context<AppEnv>, issued: IssuedTokens): Response {
   setCookie(c, REFRESH_COOKIE, pair.refresh_token, { ...base, httpOnly: true });
   setCookie(c, CSRF_COOKIE, csrfToken, { ...base, httpOnly: false });
   const { refresh_token: _kept, ...body } = pair;
-  return c.json({ ...body, csrf_token: csrfToken });
+  return c.json(body);
 }
 
 function clearAuthCookies(c: Context<AppEnv>): void {

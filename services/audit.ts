@@ -47,11 +47,12 @@ export interface AuditDeps {
 /** Creates the audit service. */
 export function createAuditService(deps: AuditDeps): AuditService {
   const retentionMs = (deps.retentionDays ?? 365) * 86_400_000;
+  let sequence = 0;
   return {
     async record(input) {
       const now = deps.clock.now();
       const event: AuditEvent = {
-        id: sortableId(now),
+        id: sortableId(now, sequence++),
         at: now.toISOString(),
         type: input.type,
         outcome: input.outcome,
@@ -72,9 +73,13 @@ export function createAuditService(deps: AuditDeps): AuditService {
   };
 }
 
-/** Time-ordered id: 10 base36 digits of milliseconds, then 64 random bits. */
-function sortableId(now: Date): string {
-  const random = crypto.getRandomValues(new Uint8Array(8));
+/**
+ * Time-ordered id: 10 base36 digits of milliseconds, a per-instance sequence
+ * (events of one millisecond keep their order), then 48 random bits.
+ */
+function sortableId(now: Date, sequence: number): string {
+  const random = crypto.getRandomValues(new Uint8Array(6));
   return now.getTime().toString(36).padStart(10, "0") +
+    (sequence % 36 ** 6).toString(36).padStart(6, "0") +
     Array.from(random, (b) => b.toString(16).padStart(2, "0")).join("");
 }

@@ -234,16 +234,30 @@ export function createAuthService(deps: AuthDeps): AuthService {
     });
   }
 
-  function checkCsrf(session: SessionRecord, input: RefreshInput): void {
+  /**
+   * Double submit: the header must equal the CSRF cookie. A cross-site page can
+   * set neither, so this alone stops forged requests — and it runs before reuse
+   * detection, so a forgery cannot get a session revoked.
+   */
+  function checkCsrfDoubleSubmit(session: SessionRecord, input: RefreshInput): void {
     if (session.csrf_hash === null) return;
-    // Double submit (header must equal the cookie) plus a server-side binding to this session.
     const header = input.csrfHeader ?? "";
-    if (
-      header === "" || input.csrfCookie === null || !timingSafeEqual(header, input.csrfCookie) ||
-      !timingSafeEqual(sha256(header), session.csrf_hash)
-    ) {
-      throw new CsrfError("The X-CSRF-Token header does not match this session");
+    if (header === "" || input.csrfCookie === null || !timingSafeEqual(header, input.csrfCookie)) {
+      throw new CsrfError("The X-CSRF-Token header must match the CSRF cookie");
     }
+  }
+
+  /** The CSRF token must also be the one issued to this session (checked after reuse detection). */
+  function checkCsrfBinding(session: SessionRecord, input: RefreshInput): void {
+    if (session.csrf_hash === null) return;
+    if (!timingSafeEqual(sha256(input.csrfHeader ?? ""), session.csrf_hash)) {
+      throw new CsrfError("The X-CSRF-Token header does not belong to this session");
+    }
+  }
+
+  function checkCsrf(session: SessionRecord, input: RefreshInput): void {
+    checkCsrfDoubleSubmit(session, input);
+    checkCsrfBinding(session, input);
   }
 
   const service: AuthService = {
@@ -337,13 +351,15 @@ export function createAuthService(deps: AuthDeps): AuthService {
       const session = entry.value;
       if (session.user_id !== claims.sub) throw new TokenInvalidError("Token is invalid");
       // Before anything else: a forged cross-site request must not trigger reuse detection.
-      checkCsrf(session, input);
+      checkCsrfDoubleSubmit(session, input);
       if (session.refresh_jti !== claims.jti) {
         // A refresh token of this session that is not the current one was spent
         // before: someone holds a copy. Revoke the whole session (RFC 9700 §4.14.2).
+        // A replayed cookie pair lands here too: its CSRF token is the spent one.
         await endSession(session, "auth.refresh_reuse_detected", meta);
         throw new TokenRevokedError("The refresh token was already used; the session is revoked");
       }
+      checkCsrfBinding(session, input);
       if (new Date(session.expires_at) <= now) throw new TokenExpiredError("The session has ended");
       if (
         now.getTime() - new Date(session.last_seen_at).getTime() > deps.sessionIdleSeconds * 1000

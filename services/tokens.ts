@@ -161,6 +161,7 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
           sid: input.sessionId,
           role: input.role,
           scope: input.scope.join(" "),
+          ...(input.passwordExpired === true ? { pwd_expired: true } : {}),
         },
         input.userId,
         now,
