@@ -6,7 +6,7 @@ import { parseCommand, USAGE } from "./services/cli.ts";
 import { type Config, ConfigError, describeConfig, loadConfig } from "./services/config.ts";
 import { startHttpServer } from "./services/http_server.ts";
 import { createLogger } from "./services/logger.ts";
-import { createLogMailer, createSmtpMailer } from "./services/mailer.ts";
+import { createMailer } from "./services/mailer.ts";
 import { createBcryptHasher } from "./services/password_hasher.ts";
 
 async function serve(config: Config): Promise<void> {
@@ -27,9 +27,12 @@ async function serve(config: Config): Promise<void> {
   const hasher = createBcryptHasher({ rounds: config.bcryptRounds });
   // Pay for the dummy hash (timing-equal refusals) before the first login does.
   await hasher.dummyHash();
-  const mailer = config.smtpUrl === undefined
-    ? createLogMailer(logger)
-    : createSmtpMailer({ url: config.smtpUrl, from: config.mailFrom, logger });
+  const mailer = createMailer({
+    smtpUrl: config.smtpUrl,
+    from: config.mailFrom,
+    production: config.appEnv === "production",
+    logger,
+  });
   const app = createApp({ config, kv, clock: createSystemClock(), hasher, mailer, logger });
   const tls = config.tlsCertFile === undefined || config.tlsKeyFile === undefined ? undefined : {
     cert: await Deno.readTextFile(config.tlsCertFile),

@@ -303,3 +303,38 @@ function scrub(text: string, secrets: readonly string[]): string {
   for (const secret of secrets) out = out.replaceAll(secret, "[redacted]");
   return out;
 }
+
+/**
+ * Production without `SMTP_URL`: mail cannot be sent, and its text (reset
+ * links) must not land in production logs, so each message is refused with a
+ * {@linkcode MailDeliveryError}, which the caller audits, and one warning
+ * names only the subject.
+ */
+export function createDisabledMailer(logger: Logger): Mailer {
+  return {
+    send(mail) {
+      assertSafeHeaders(mail);
+      logger.warn("mail not sent: SMTP_URL is not configured", { subject: mail.subject });
+      return Promise.reject(
+        new MailDeliveryError("No SMTP server is configured", { reason: "failed" }),
+      );
+    },
+    close() {},
+  };
+}
+
+/** Options of {@linkcode createMailer}. */
+export interface MailerChoice {
+  smtpUrl: string | undefined;
+  from: string;
+  production: boolean;
+  logger: Logger;
+}
+
+/** SMTP when configured; otherwise the log (development) or nothing at all (production). */
+export function createMailer(choice: MailerChoice): Mailer {
+  if (choice.smtpUrl !== undefined) {
+    return createSmtpMailer({ url: choice.smtpUrl, from: choice.from, logger: choice.logger });
+  }
+  return choice.production ? createDisabledMailer(choice.logger) : createLogMailer(choice.logger);
+}

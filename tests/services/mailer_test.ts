@@ -1,5 +1,6 @@
 import {
   createLogMailer,
+  createMailer,
   createSmtpMailer,
   type Mail,
   MailDeliveryError,
@@ -453,3 +454,33 @@ function startFakeSmtp(options: FakeSmtpOptions = {}): FakeSmtp {
     },
   };
 }
+
+Deno.test("createMailer() never logs mail text in production", async (t) => {
+  await t.step("production without SMTP refuses and logs only the subject", async () => {
+    const logger = memoryLogger();
+    const mailer = createMailer({
+      smtpUrl: undefined,
+      from: "a@b.example",
+      production: true,
+      logger,
+    });
+    const error = await assertRejects(
+      () => mailer.send({ to: "u@example.com", subject: "Reset", text: "https://x/#token=SECRET" }),
+      MailDeliveryError,
+    );
+    assertEquals(error.reason, "failed");
+    assert(!logger.lines.some((l) => l.includes("SECRET")));
+    assert(logger.lines.some((l) => l.includes("SMTP_URL is not configured")));
+  });
+  await t.step("development without SMTP logs the message", async () => {
+    const logger = memoryLogger();
+    const mailer = createMailer({
+      smtpUrl: undefined,
+      from: "a@b.example",
+      production: false,
+      logger,
+    });
+    await mailer.send({ to: "u@example.com", subject: "Reset", text: "link" });
+    assert(logger.lines.some((l) => l.includes("link")));
+  });
+});
