@@ -27,6 +27,11 @@ export interface LoadSpec {
   method?: string;
   headers?: Record<string, string>;
   body?: string;
+  /**
+   * Variants sent in turn, one per request, merged over `headers` and `body`:
+   * e.g. the logins or tokens of many accounts.
+   */
+  rotate?: RequestVariant[];
   /** Concurrent keep-alive request loops (closed loop; ignored when `rate` is set). */
   connections: number;
   /** Requests per second on a fixed schedule (open loop). @default closed loop */
@@ -35,6 +40,12 @@ export interface LoadSpec {
   warmupSeconds: number;
   /** Seconds of measured load. */
   seconds: number;
+}
+
+/** What changes from one request to the next in a rotation. */
+export interface RequestVariant {
+  headers?: Record<string, string>;
+  body?: string;
 }
 
 /** Outcome of the measured phase; latencies in milliseconds. */
@@ -68,12 +79,19 @@ export function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1] ?? Number.NaN;
 }
 
-function requestInit(spec: LoadSpec): RequestInit {
-  return {
-    method: spec.method ?? "GET",
-    headers: spec.headers ?? {},
-    ...(spec.body === undefined ? {} : { body: spec.body }),
-  };
+/** Request inits in turn: one per variant of `rotate`, else always the same. */
+function requestInits(spec: LoadSpec): () => RequestInit {
+  const variants = spec.rotate !== undefined && spec.rotate.length > 0 ? spec.rotate : [{}];
+  const inits: RequestInit[] = variants.map((variant) => {
+    const body = variant.body ?? spec.body;
+    return {
+      method: spec.method ?? "GET",
+      headers: { ...spec.headers, ...variant.headers },
+      ...(body === undefined ? {} : { body }),
+    };
+  });
+  let next = 0;
+  return () => inits[next++ % inits.length] ?? {};
 }
 
 /** Sends one request and tallies it; false when no response came back. */
@@ -92,10 +110,14 @@ async function send(url: string, init: RequestInit, tally: PhaseTally): Promise<
   }
 }
 
-async function worker(spec: LoadSpec, deadline: number, tally: PhaseTally): Promise<void> {
-  const init = requestInit(spec);
+async function worker(
+  spec: LoadSpec,
+  nextInit: () => RequestInit,
+  deadline: number,
+  tally: PhaseTally,
+): Promise<void> {
   while (performance.now() < deadline && !stopRequested) {
-    if (!await send(spec.url, init, tally)) {
+    if (!await send(spec.url, nextInit(), tally)) {
       // Without a server every fetch fails at once; do not spin a core on it.
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
@@ -104,7 +126,7 @@ async function worker(spec: LoadSpec, deadline: number, tally: PhaseTally): Prom
 
 /** Sends `rate` requests per second on a fixed schedule until `deadline`. */
 async function openLoop(spec: LoadSpec, rate: number, deadline: number, tally: PhaseTally) {
-  const init = requestInit(spec);
+  const nextInit = requestInits(spec);
   const started = performance.now();
   const pending = new Set<Promise<boolean>>();
   for (let i = 0; !stopRequested; i++) {
@@ -114,7 +136,7 @@ async function openLoop(spec: LoadSpec, rate: number, deadline: number, tally: P
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     // Latency counts from the actual send, so the loader's own timer jitter is
     // not charged to the server; the schedule alone prevents coordinated omission.
-    const request: Promise<boolean> = send(spec.url, init, tally).finally(() =>
+    const request: Promise<boolean> = send(spec.url, nextInit(), tally).finally(() =>
       pending.delete(request)
     );
     pending.add(request);
@@ -129,8 +151,10 @@ async function phase(spec: LoadSpec, seconds: number): Promise<PhaseTally & { el
   if (spec.rate !== undefined && spec.rate > 0) {
     await openLoop(spec, spec.rate, deadline, tally);
   } else {
+    // One rotation shared by all workers, so requests in flight take consecutive variants.
+    const nextInit = requestInits(spec);
     await Promise.all(
-      Array.from({ length: spec.connections }, () => worker(spec, deadline, tally)),
+      Array.from({ length: spec.connections }, () => worker(spec, nextInit, deadline, tally)),
     );
   }
   return { ...tally, elapsed: (performance.now() - started) / 1000 };

@@ -15,6 +15,9 @@
  *           one verify's time measured in the same run (goal ≥ 85%);
  *           (b) `/health` p99 while 8 logins are in flight (goal < 25 ms);
  *           (c) `GET /users/me` with a Bearer token vs `/health` (goal ≥ 60%).
+ *           Logins are counted by the server; on Linux the CPU each phase got
+ *           (event loop, bcrypt workers, everything else) is printed too, since
+ *           other work on a 2-core machine takes cores the limit counts on.
  *
  * Settings (flag, or env var, or default):
  *   --seconds=N        BENCH_SECONDS          5     measured seconds per run
@@ -34,7 +37,7 @@ import { startHttpServer } from "../services/http_server.ts";
 import { createLogger } from "../services/logger.ts";
 import { createLogMailer } from "../services/mailer.ts";
 import { createBcryptHasher } from "../services/password_hasher.ts";
-import type { LoadResult, LoadSpec } from "./_load.ts";
+import type { LoadResult, LoadSpec, RequestVariant } from "./_load.ts";
 
 /** Which process generates the load. */
 export type LoaderKind = "wrk" | "deno";
@@ -51,6 +54,13 @@ export interface MeasureOptions {
   method?: string;
   headers?: Record<string, string>;
   body?: string;
+  /**
+   * Variants sent in turn, one per request, merged over `headers` and `body`
+   * (e.g. the logins or tokens of many accounts). With one wrk thread (each
+   * wrk thread rotates on its own) the requests in flight carry consecutive
+   * variants, so N variants keep up to N requests in flight distinct.
+   */
+  rotate?: readonly RequestVariant[];
   /** Open loop at this many requests per second (Deno loader only). @default closed loop */
   rate?: number;
   /** wrk's per-request timeout. @default 5 */
@@ -77,8 +87,10 @@ export interface Row {
 export interface Target {
   name: string;
   url: string;
-  /** Request headers of this target, replacing the options' headers (e.g. a Bearer token). */
+  /** Request headers of this target, replacing the options' headers. */
   headers?: Record<string, string>;
+  /** Per-request variants of this target (e.g. Bearer tokens); see {@linkcode MeasureOptions.rotate}. */
+  rotate?: readonly RequestVariant[];
 }
 
 /** Which sections to run. */
@@ -211,7 +223,8 @@ function luaString(text: string): string {
   let out = '"';
   for (const byte of new TextEncoder().encode(text)) {
     const printable = byte >= 0x20 && byte < 0x7f && byte !== 0x22 && byte !== 0x5c;
-    out += printable ? String.fromCharCode(byte) : `\\${byte}`;
+    // Always three digits: Lua reads up to three, so a tab (9) before a "1" would read as 91.
+    out += printable ? String.fromCharCode(byte) : `\\${String(byte).padStart(3, "0")}`;
   }
   return `${out}"`;
 }
@@ -224,6 +237,24 @@ function wrkScript(options: MeasureOptions): string {
   if (options.body !== undefined) lines.push(`wrk.body = ${luaString(options.body)}`);
   for (const [name, value] of Object.entries(options.headers ?? {})) {
     lines.push(`wrk.headers[${luaString(name)}] = ${luaString(value)}`);
+  }
+  if (options.rotate !== undefined && options.rotate.length > 0) {
+    const variants = options.rotate.map((variant) => {
+      const headers = Object.entries({ ...options.headers, ...variant.headers })
+        .map(([name, value]) => `[${luaString(name)}] = ${luaString(value)}`);
+      const body = variant.body ?? options.body;
+      return `{ headers = { ${headers.join(", ")} }` +
+        `${body === undefined ? "" : `, body = ${luaString(body)}`} }`;
+    });
+    lines.push(
+      `local variants = {\n  ${variants.join(",\n  ")},\n}`,
+      "local turn = 0",
+      "request = function()",
+      "  turn = turn % #variants + 1",
+      "  local v = variants[turn]",
+      "  return wrk.format(nil, nil, v.headers, v.body)",
+      "end",
+    );
   }
   lines.push(
     "done = function(summary, latency, requests)",
@@ -275,6 +306,9 @@ async function startWrk(
   options: MeasureOptions,
 ): Promise<RunningLoad> {
   if (options.rate !== undefined) throw new Error("bench: wrk has no open-loop mode");
+  if (options.rotate !== undefined && Math.min(options.threads, options.connections) > 1) {
+    throw new Error("bench: a rotation needs one wrk thread (each thread rotates on its own)");
+  }
   // makeTempFile creates the file 0600, so headers (e.g. tokens) stay private.
   const script = await Deno.makeTempFile({ prefix: "bulwark-bench-", suffix: ".lua" });
   let child: Deno.ChildProcess;
@@ -328,6 +362,7 @@ async function startDenoLoader(url: string, options: MeasureOptions): Promise<Ru
     ...(options.method === undefined ? {} : { method: options.method }),
     ...(options.headers === undefined ? {} : { headers: options.headers }),
     ...(options.body === undefined ? {} : { body: options.body }),
+    ...(options.rotate === undefined ? {} : { rotate: [...options.rotate] }),
   };
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "--quiet", "--allow-net", new URL("./_load.ts", import.meta.url).pathname],
@@ -413,9 +448,11 @@ export async function measureAlternating(
   const best = new Map<string, Measurement>();
   for (let round = 1; round <= rounds; round++) {
     for (const target of targets) {
-      const targetOptions = target.headers === undefined
-        ? options
-        : { ...options, headers: target.headers };
+      const targetOptions: MeasureOptions = {
+        ...options,
+        ...(target.headers === undefined ? {} : { headers: target.headers }),
+        ...(target.rotate === undefined ? {} : { rotate: target.rotate }),
+      };
       const result = await measure(target.url, targetOptions);
       runs.push({ target: `${target.name} (run ${round})`, result });
       const previous = best.get(target.name);
@@ -715,6 +752,73 @@ function median(values: readonly number[]): number {
     : ((sorted[mid - 1] ?? Number.NaN) + (sorted[mid] ?? Number.NaN)) / 2;
 }
 
+/** CPU time so far, in seconds: this process's threads by kind, and the whole machine. */
+interface CpuSample {
+  at: number;
+  /** The event loop (the main thread). */
+  main: number;
+  /** Web Worker threads (`worker-N`): the bcrypt pool. */
+  workers: number;
+  /** Every thread of this process (adds V8's GC and compiler threads). */
+  self: number;
+  /** Busy time of every CPU of the machine. */
+  busy: number;
+}
+
+/** Linux USER_HZ: the unit of /proc CPU times. */
+const CLOCK_TICKS = 100;
+
+/** utime + stime of a /proc stat line, in seconds, with the thread's name. */
+function procTimes(stat: string): { name: string; seconds: number } {
+  const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+  // Fields after "(comm) " start at field 3 (state); utime and stime are fields 14 and 15.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return { name, seconds: (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS };
+}
+
+/** Reads /proc (Linux); null elsewhere, and the CPU lines are then left out. */
+function cpuSample(): CpuSample | null {
+  try {
+    let main = 0;
+    let workers = 0;
+    for (const task of Deno.readDirSync("/proc/self/task")) {
+      const times = procTimes(Deno.readTextFileSync(`/proc/self/task/${task.name}/stat`));
+      if (task.name === String(Deno.pid)) main += times.seconds;
+      else if (times.name.startsWith("worker-")) workers += times.seconds;
+    }
+    const self = procTimes(Deno.readTextFileSync("/proc/self/stat")).seconds;
+    const cpu = (Deno.readTextFileSync("/proc/stat").split("\n")[0] ?? "").trim().split(/\s+/)
+      .slice(1, 9).map(Number);
+    // user nice system idle iowait irq softirq steal; guest time is already in user.
+    const total = cpu.reduce((sum, ticks) => sum + ticks, 0);
+    const idle = (cpu[3] ?? 0) + (cpu[4] ?? 0);
+    const sample = {
+      at: performance.now(),
+      main,
+      workers,
+      self,
+      busy: (total - idle) / CLOCK_TICKS,
+    };
+    return Object.values(sample).every(Number.isFinite) ? sample : null;
+  } catch {
+    return null;
+  }
+}
+
+/** "CPU meanwhile" line: cores used since `start` by this process's threads and by the rest. */
+function cpuLine(start: CpuSample | null, cores: number): string | null {
+  const end = cpuSample();
+  if (start === null || end === null) return null;
+  const seconds = (end.at - start.at) / 1000;
+  const rate = (key: "main" | "workers" | "self" | "busy") =>
+    Math.max(0, (end[key] - start[key]) / seconds);
+  const self = rate("self");
+  return `CPU meanwhile, in cores of ${cores}: event loop ${rate("main").toFixed(2)}, ` +
+    `worker threads (bcrypt) ${rate("workers").toFixed(2)}, this process in all ` +
+    `${self.toFixed(2)}; everything else (loaders, other work on the machine) ` +
+    `${Math.max(0, rate("busy") - self).toFixed(2)}`;
+}
+
 /** Requests per second of the open-loop `/health` probe in section 2 (b). */
 const PROBE_RATE = 200;
 /** The bench account's password: passes the policy (as tests' GOOD_PASSWORD). */
@@ -761,15 +865,34 @@ async function authSection(settings: BenchSettings, options: MeasureOptions): Pr
   const origin = `http://127.0.0.1:${server.addr.port}`;
   const loads: RunningLoad[] = [];
   try {
-    const email = `bench-${crypto.randomUUID().slice(0, 8)}@example.com`;
-    const register = await app.request("/auth/register", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ email, password: BENCH_PASSWORD, display_name: "Bench" }),
-    });
-    if (register.status !== 201) {
-      throw new Error(`bench: register answered ${register.status} ${await register.text()}`);
+    // One account per login in flight, and then some: the lockout service lets
+    // one login per account run at a time (others get 429 login_throttled), so
+    // the load rotates through twice as many accounts as requests in flight, and
+    // in-flight requests (consecutive in the rotation) never share one.
+    const accounts = 2 * Math.max(8, 2 * cores, settings.connections);
+    const run = crypto.randomUUID().slice(0, 8);
+    const emails = Array.from(
+      { length: accounts },
+      (_, i) => `bench-${run}-${String(i).padStart(3, "0")}@example.com`,
+    );
+    // `cores` at a time keeps both workers hashing; a wider burst from one IP
+    // loses the rate limiter's KV commit races and is refused (429).
+    for (let i = 0; i < emails.length; i += cores) {
+      const batch = await Promise.allSettled(
+        emails.slice(i, i + cores).map(async (email) => {
+          const res = await app.request("/auth/register", {
+            method: "POST",
+            headers: { "Content-Type": "application/json" },
+            body: JSON.stringify({ email, password: BENCH_PASSWORD, display_name: "Bench" }),
+          });
+          if (res.status !== 201) {
+            throw new Error(`bench: register answered ${res.status} ${await res.text()}`);
+          }
+        }),
+      );
+      for (const outcome of batch) if (outcome.status === "rejected") throw outcome.reason;
     }
+    const loginBody = (email: string) => JSON.stringify({ email, password: BENCH_PASSWORD });
 
     // One hash's time, in this run: warm every worker (JIT), then time verifies
     // one at a time through the same pool the logins use, so one core works.
@@ -791,7 +914,9 @@ async function authSection(settings: BenchSettings, options: MeasureOptions): Pr
       ...options,
       method: "POST",
       headers: { "Content-Type": "application/json", "User-Agent": BENCH_USER_AGENT },
-      body: JSON.stringify({ email, password: BENCH_PASSWORD }),
+      rotate: emails.map((email) => ({ body: loginBody(email) })),
+      // One wrk thread, so the rotation is one sequence (see MeasureOptions.rotate).
+      threads: 1,
       connections: 2 * cores,
       // Queued logins wait for a worker: allow many hashes' time before calling one lost.
       timeoutSeconds: Math.max(10, Math.ceil((median(samples) / 1000) * 8 * 4)),
@@ -804,6 +929,7 @@ async function authSection(settings: BenchSettings, options: MeasureOptions): Pr
     // would leave its abandoned logins queued in the pool at the measured start.
     const windowSeconds = Math.max(10, 2 * settings.seconds);
     const loadStarted = performance.now();
+    const loginCpu = cpuSample();
     const loginLoad = await startLoad(
       loginUrl,
       settings.warmupSeconds + windowSeconds + 1,
@@ -811,8 +937,9 @@ async function authSection(settings: BenchSettings, options: MeasureOptions): Pr
     );
     loads.push(loginLoad);
     const loginClient = await loginLoad.done;
-    assertNoFailures(loginUrl, loginClient);
+    const loginCpuLine = cpuLine(loginCpu, cores);
     meter.assertAllOk();
+    assertNoFailures(loginUrl, loginClient);
     const from = loadStarted + settings.warmupSeconds * 1000;
     const logins = completionRate(meter.completions, from, from + windowSeconds * 1000);
     await waitFor("abandoned logins to finish", () => meter.inFlight === 0, 60_000);
@@ -830,50 +957,64 @@ async function authSection(settings: BenchSettings, options: MeasureOptions): Pr
       connections: 1,
     };
     const probeIdle = await measure(healthUrl, probeOptions);
-    const background = await startLoad(loginUrl, 3600, {
-      ...loginOptions,
-      connections: 8,
-      threads: 1,
-    });
+    const background = await startLoad(loginUrl, 3600, { ...loginOptions, connections: 8 });
     loads.push(background);
     await waitFor("8 logins in flight", () => meter.inFlight >= 8, 10_000);
     const mark = meter.mark();
+    const probeCpu = cpuSample();
     const probeLoaded = await measure(healthUrl, probeOptions);
     const inFlight = meter.average(mark);
+    const probeCpuLine = cpuLine(probeCpu, cores);
     background.stop();
     const backgroundResult = await background.done;
-    assertNoFailures(loginUrl, backgroundResult);
     meter.assertAllOk();
+    assertNoFailures(loginUrl, backgroundResult);
     await waitFor("abandoned logins to finish", () => meter.inFlight === 0, 60_000);
 
-    // (c) GET /users/me with a Bearer token vs /health. The token comes from a
-    // login after (a) and (b), over the loopback like the load: sessions are
-    // capped per user (older ones end) and fingerprinted by User-Agent and IP.
-    const login = await fetch(loginUrl, {
-      method: "POST",
-      headers: loginOptions.headers ?? {},
-      body: loginOptions.body ?? "",
-    });
-    const pair = await login.json() as { access_token?: unknown };
-    if (login.status !== 200 || typeof pair.access_token !== "string") {
-      throw new Error(`bench: login for a token answered ${login.status}`);
-    }
-    const meHeaders = {
-      "Authorization": `Bearer ${pair.access_token}`,
-      "User-Agent": BENCH_USER_AGENT,
-    };
-    const meUrl = `${origin}/users/me`;
-    const me = await fetch(meUrl, { headers: meHeaders });
-    const meBody = await me.json() as { email?: unknown };
-    if (me.status !== 200 || meBody.email !== email) {
-      // Never print the token; the status and the problem body do not contain it.
-      throw new Error(`bench: GET /users/me answered ${me.status} ${JSON.stringify(meBody)}`);
+    // (c) GET /users/me with a Bearer token vs /health. One token per account,
+    // in turn: one user's requests share one rate-limit bucket in KV, and 16 at
+    // once lose each other's commit races until the limiter refuses some (429),
+    // which would measure contention on one key, not the endpoint. Tokens come
+    // from logins after (a) and (b), over the loopback like the load: sessions
+    // are capped per user (the oldest end) and fingerprinted by User-Agent.
+    const tokens: string[] = [];
+    for (let i = 0; i < emails.length; i += cores) {
+      const batch = await Promise.allSettled(
+        emails.slice(i, i + cores).map(async (email) => {
+          const res = await fetch(loginUrl, {
+            method: "POST",
+            headers: loginOptions.headers ?? {},
+            body: loginBody(email),
+          });
+          const pair = await res.json() as { access_token?: unknown };
+          if (res.status !== 200 || typeof pair.access_token !== "string") {
+            // Never print a token; a refusal's problem body contains none.
+            throw new Error(`bench: login for a token answered ${res.status}`);
+          }
+          const headers = { "Authorization": `Bearer ${pair.access_token}` };
+          const me = await fetch(`${origin}/users/me`, {
+            headers: { ...headers, "User-Agent": BENCH_USER_AGENT },
+          });
+          const body = await me.json() as { email?: unknown };
+          if (me.status !== 200 || body.email !== email) {
+            throw new Error(`bench: GET /users/me answered ${me.status} ${JSON.stringify(body)}`);
+          }
+          tokens.push(pair.access_token);
+        }),
+      );
+      for (const outcome of batch) if (outcome.status === "rejected") throw outcome.reason;
     }
     const targets: Target[] = [
-      { name: "GET /health", url: healthUrl, headers: { "User-Agent": BENCH_USER_AGENT } },
-      { name: "GET /users/me (Bearer)", url: meUrl, headers: meHeaders },
+      { name: "GET /health", url: healthUrl },
+      {
+        name: `GET /users/me (Bearer, ${tokens.length} users in turn)`,
+        url: `${origin}/users/me`,
+        rotate: tokens.map((token) => ({ headers: { "Authorization": `Bearer ${token}` } })),
+      },
     ];
-    const { best, runs } = await measureAlternating(targets, options, settings.rounds);
+    // One wrk thread for both targets: a rotation needs it, and the ratio needs equal loaders.
+    const sameUserAgent = { ...options, threads: 1, headers: { "User-Agent": BENCH_USER_AGENT } };
+    const { best, runs } = await measureAlternating(targets, sameUserAgent, settings.rounds);
 
     console.log(`\n## Auth: logins, /health under login load, GET /users/me\n`);
     console.log(
@@ -900,6 +1041,9 @@ async function authSection(settings: BenchSettings, options: MeasureOptions): Pr
         `${settings.warmupSeconds} s warmup, counted by the server (least-squares rate); ` +
         `every login answered 200; latencies from the client`,
     );
+    if (loginCpuLine !== null) {
+      console.log(`${loginCpuLine}; the limit assumes all ${cores} cores for bcrypt`);
+    }
     console.log(
       `goal (a) logins/s ≥ 85% of the bcrypt limit: ${percent(loginRatio)} — ` +
         verdict(loginRatio >= 0.85),
@@ -916,6 +1060,7 @@ async function authSection(settings: BenchSettings, options: MeasureOptions): Pr
         `(server-side, time-weighted); probe by scripts/_load.ts in a child process, ` +
         `${settings.warmupSeconds} s warmup + ${settings.seconds} s measured`,
     );
+    if (probeCpuLine !== null) console.log(probeCpuLine);
     console.log(
       `goal (b) /health p99 < 25 ms with 8 logins in flight: ` +
         `${probeLoaded.p99.toFixed(2)} ms — ${verdict(probeLoaded.p99 < 25)}`,

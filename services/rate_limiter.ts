@@ -231,51 +231,74 @@ export function createRateLimiter(deps: RateLimiterDeps): RateLimiter {
     );
   }
 
+  // Consumes of the same bucket set in this instance run one after another: they
+  // would only lose versionstamp races to each other (a burst of parallel requests
+  // from one user or IP), so only other instances can still contend.
+  const queues = new Map<string, Promise<unknown>>();
+  function serialized<T>(lockKey: string, task: () => Promise<T>): Promise<T> {
+    const previous = queues.get(lockKey) ?? Promise.resolve();
+    const run = previous.then(task, task);
+    const settled = run.then(() => {}, () => {});
+    queues.set(lockKey, settled);
+    void settled.then(() => {
+      if (queues.get(lockKey) === settled) queues.delete(lockKey);
+    });
+    return run;
+  }
+
   return {
     async consume(checks, cost = 1) {
       const buckets = prepare(checks, cost);
       const keys = buckets.map((b) => keyFor(b.id));
-      const now = clock.now().getTime();
-      let last: Evaluated[] = [];
-      for (let attempt = 0; attempt < maxAttempts; attempt++) {
-        // Strong read: this decides whether a request may proceed.
-        const entries = await kv.getMany<unknown[]>(keys);
-        const evaluated = buckets.map((b, i) => evaluate(b, entries[i]?.value, now));
-        if (evaluated.some((e) => e.tokens + EPSILON < cost)) {
-          // Nothing is taken, so nothing is written (a refused flood costs reads only),
-          // except to replace a malformed record, which would otherwise never refill.
-          if (evaluated.some((e) => e.malformed)) {
-            const repair = kv.atomic();
-            evaluated.forEach((e, i) => {
-              if (!e.malformed) return;
-              const state: BucketState = { tokens: 0, updated_at_ms: now };
-              repair.check(entries[i] as Deno.KvEntryMaybe<unknown>).set(
-                keys[i] as Deno.KvKey,
-                state,
-                { expireIn: expiryFor(0, e.bucket.rule) },
-              );
-            });
-            // A lost race or a busy store is fine: another writer replaced the record.
-            await tryCommit(repair, attempt);
-          }
-          return refusal(evaluated, cost, now, false);
-        }
-        const op = kv.atomic();
-        for (const entry of entries) op.check(entry);
-        last = evaluated;
-        const taken = evaluated.map((e, i) => {
-          const left = Math.max(0, e.tokens - cost);
-          const state: BucketState = { tokens: left, updated_at_ms: e.at };
-          op.set(keys[i] as Deno.KvKey, state, { expireIn: expiryFor(left, e.bucket.rule) });
-          return { ...e, tokens: left };
-        });
-        if (await tryCommit(op, attempt)) return allowance(taken);
-        // Lost a race with another consume of an overlapping bucket set: read again.
-      }
-      // Fail closed: under this much contention refusing is safer than an unchecked write.
-      return refusal(last, cost, now, true);
+      return await serialized(JSON.stringify(keys), () => consumeOnce(buckets, keys, cost));
     },
   };
+
+  async function consumeOnce(
+    buckets: ReturnType<typeof prepare>,
+    keys: Deno.KvKey[],
+    cost: number,
+  ): Promise<RateDecision> {
+    const now = clock.now().getTime();
+    let last: Evaluated[] = [];
+    for (let attempt = 0; attempt < maxAttempts; attempt++) {
+      // Strong read: this decides whether a request may proceed.
+      const entries = await kv.getMany<unknown[]>(keys);
+      const evaluated = buckets.map((b, i) => evaluate(b, entries[i]?.value, now));
+      if (evaluated.some((e) => e.tokens + EPSILON < cost)) {
+        // Nothing is taken, so nothing is written (a refused flood costs reads only),
+        // except to replace a malformed record, which would otherwise never refill.
+        if (evaluated.some((e) => e.malformed)) {
+          const repair = kv.atomic();
+          evaluated.forEach((e, i) => {
+            if (!e.malformed) return;
+            const state: BucketState = { tokens: 0, updated_at_ms: now };
+            repair.check(entries[i] as Deno.KvEntryMaybe<unknown>).set(
+              keys[i] as Deno.KvKey,
+              state,
+              { expireIn: expiryFor(0, e.bucket.rule) },
+            );
+          });
+          // A lost race or a busy store is fine: another writer replaced the record.
+          await tryCommit(repair, attempt);
+        }
+        return refusal(evaluated, cost, now, false);
+      }
+      const op = kv.atomic();
+      for (const entry of entries) op.check(entry);
+      last = evaluated;
+      const taken = evaluated.map((e, i) => {
+        const left = Math.max(0, e.tokens - cost);
+        const state: BucketState = { tokens: left, updated_at_ms: e.at };
+        op.set(keys[i] as Deno.KvKey, state, { expireIn: expiryFor(left, e.bucket.rule) });
+        return { ...e, tokens: left };
+      });
+      if (await tryCommit(op, attempt)) return allowance(taken);
+      // Lost a race with another consume of an overlapping bucket set: read again.
+    }
+    // Fail closed: under this much contention refusing is safer than an unchecked write.
+    return refusal(last, cost, now, true);
+  }
 }
 
 /**

@@ -85,9 +85,10 @@ const ID = /^[A-Za-z0-9_-]{8,64}$/;
 /** Creates the token service over two separate keyrings. */
 export function createTokenService(options: TokenServiceOptions): TokenService {
   const { issuer, clock } = options;
-  const rings: Record<TokenType, ReadonlyMap<string, Uint8Array>> = {
-    access: new Map(options.accessKeys.map((k) => [k.kid, k.secret])),
-    refresh: new Map(options.refreshKeys.map((k) => [k.kid, k.secret])),
+  // Imported once as non-extractable HMAC keys: jose would re-import raw bytes on every call.
+  const rings: Record<TokenType, ReadonlyMap<string, Promise<CryptoKey>>> = {
+    access: new Map(options.accessKeys.map((k) => [k.kid, importHmacKey(k.secret)])),
+    refresh: new Map(options.refreshKeys.map((k) => [k.kid, importHmacKey(k.secret)])),
   };
   const signers: Record<TokenType, SecretKey> = {
     access: first(options.accessKeys, "accessKeys"),
@@ -104,7 +105,7 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
       .setJti(jti)
       .setIssuedAt(Math.floor(now.getTime() / 1000))
       .setExpirationTime(Math.floor(exp.getTime() / 1000))
-      .sign(key.secret);
+      .sign(await rings[typ].get(key.kid)!);
     return { token, jti, expiresAt: exp };
   }
 
@@ -200,6 +201,19 @@ export function randomId(): string {
     alphabet: "base64url",
     omitPadding: true,
   });
+}
+
+function importHmacKey(secret: Uint8Array): Promise<CryptoKey> {
+  return crypto.subtle.importKey(
+    "raw",
+    secret as BufferSource,
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    [
+      "sign",
+      "verify",
+    ],
+  );
 }
 
 function first(keys: readonly SecretKey[], name: string): SecretKey {

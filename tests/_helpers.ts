@@ -198,3 +198,49 @@ export async function signUp(
     sessionId: pair.session_id,
   };
 }
+
+/** One test world: a fresh in-memory store, a fake clock and an app built on them. */
+export interface TestWorldApp extends Disposable {
+  kv: Deno.Kv;
+  clock: FakeClock;
+  deps: ReturnType<typeof makeDeps>;
+  app: ReturnType<typeof createApp>;
+}
+
+/** Opens a test world; `using w = await openWorld()` closes its store. */
+export async function openWorld(env: Record<string, string> = {}): Promise<TestWorldApp> {
+  const kv = await Deno.openKv(":memory:");
+  const clock = new FakeClock();
+  const deps = makeDeps({ kv, clock, env });
+  return {
+    kv,
+    clock,
+    deps,
+    app: createApp(deps),
+    [Symbol.dispose]() {
+      kv.close();
+    },
+  };
+}
+
+/** An audit event as stored. */
+export interface StoredAuditEvent {
+  type: string;
+  outcome: string;
+  user_id?: string;
+  details: Record<string, unknown>;
+}
+
+/** The stored audit events, optionally of one type, in id (time) order. */
+export async function auditEvents(kv: Deno.Kv, type?: string): Promise<StoredAuditEvent[]> {
+  const events: StoredAuditEvent[] = [];
+  for await (const e of kv.list<StoredAuditEvent>({ prefix: ["audit"] })) {
+    if (type === undefined || e.value.type === type) events.push(e.value);
+  }
+  return events;
+}
+
+/** The types of every stored audit event. */
+export async function auditTypes(kv: Deno.Kv): Promise<string[]> {
+  return (await auditEvents(kv)).map((e) => e.type);
+}

@@ -1,7 +1,16 @@
 import { createApp } from "../../routes/app.ts";
 import { createServices } from "../../services/container.ts";
 import { assert, assertEquals, assertMatch } from "../_assert.ts";
-import { bearer, FakeClock, json, jsonInit, makeDeps, peer, signUp } from "../_helpers.ts";
+import {
+  auditTypes,
+  bearer,
+  FakeClock,
+  json,
+  jsonInit,
+  makeDeps,
+  peer,
+  signUp,
+} from "../_helpers.ts";
 
 async function world(env: Record<string, string> = {}) {
   const kv = await Deno.openKv(":memory:");
@@ -32,12 +41,6 @@ async function newKey(
 
 function withKey(key: unknown, ip = "203.0.113.9") {
   return [{ headers: { "x-api-key": String(key) } }, peer(ip)] as const;
-}
-
-async function auditTypes(kv: Deno.Kv): Promise<string[]> {
-  const types: string[] = [];
-  for await (const e of kv.list<{ type: string }>({ prefix: ["audit"] })) types.push(e.value.type);
-  return types;
 }
 
 Deno.test("POST /api-keys creates a key shown once", async (t) => {

@@ -1,6 +1,6 @@
 import { createApp } from "../../routes/app.ts";
 import { assert, assertEquals } from "../_assert.ts";
-import { FakeClock, json, jsonInit, makeDeps, peer, randomUser } from "../_helpers.ts";
+import { auditTypes, FakeClock, json, jsonInit, makeDeps, peer, randomUser } from "../_helpers.ts";
 
 async function world() {
   const kv = await Deno.openKv(":memory:");
@@ -8,12 +8,6 @@ async function world() {
   const deps = makeDeps({ kv, clock });
   const app = createApp(deps);
   return { kv, clock, deps, app, [Symbol.dispose]: () => kv.close() };
-}
-
-async function auditTypes(kv: Deno.Kv): Promise<string[]> {
-  const types: string[] = [];
-  for await (const e of kv.list<{ type: string }>({ prefix: ["audit"] })) types.push(e.value.type);
-  return types;
 }
 
 /** Strips the per-request members so two problem bodies can be compared. */

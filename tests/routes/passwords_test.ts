@@ -1,15 +1,15 @@
-import { createApp } from "../../routes/app.ts";
 import { sha256 } from "../../services/fingerprint.ts";
 import { assert, assertEquals, assertMatch, assertNotEquals } from "../_assert.ts";
 import {
+  auditEvents,
   bearer,
-  FakeClock,
   GOOD_PASSWORD,
   json,
   jsonInit,
-  makeDeps,
+  openWorld,
   randomUser,
   signUp,
+  type TestWorldApp,
 } from "../_helpers.ts";
 
 const MINUTE = 60_000;
@@ -25,38 +25,7 @@ const NEW_PASSWORDS = [
 ] as const;
 const [PW1, PW2, PW3, PW4, PW5] = NEW_PASSWORDS;
 
-async function world(env: Record<string, string> = {}) {
-  const kv = await Deno.openKv(":memory:");
-  const clock = new FakeClock();
-  const deps = makeDeps({ kv, clock, env });
-  const app = createApp(deps);
-  return {
-    kv,
-    clock,
-    deps,
-    app,
-    [Symbol.dispose]() {
-      kv.close();
-    },
-  };
-}
-
-type World = Awaited<ReturnType<typeof world>>;
-
-interface AuditRecord {
-  type: string;
-  outcome: string;
-  user_id?: string;
-  details: Record<string, unknown>;
-}
-
-async function auditEvents(kv: Deno.Kv, type: string): Promise<AuditRecord[]> {
-  const events: AuditRecord[] = [];
-  for await (const e of kv.list<AuditRecord>({ prefix: ["audit"] })) {
-    if (e.value.type === type) events.push(e.value);
-  }
-  return events;
-}
+type World = TestWorldApp;
 
 /**
  * Waits for the app's background work. The app builds its own services, so
@@ -140,7 +109,7 @@ async function assertProblem(res: Response, status: number, code: string): Promi
 }
 
 Deno.test("POST /auth/password/forgot answers 202 whether or not the account exists", async (t) => {
-  using w = await world();
+  using w = await openWorld();
   const s = await signUp(w.app);
 
   await t.step("202 with an empty body for a known and an unknown email alike", async () => {
@@ -190,7 +159,7 @@ Deno.test("POST /auth/password/forgot answers 202 whether or not the account exi
 });
 
 Deno.test("a password-reset token is 32 random bytes, stored only as a hash", async () => {
-  using w = await world();
+  using w = await openWorld();
   const s = await signUp(w.app);
   const token = await resetToken(w, s.user.email);
   assertMatch(token, /^[A-Za-z0-9_-]{43}$/);
@@ -213,7 +182,7 @@ Deno.test("a password-reset token is 32 random bytes, stored only as a hash", as
 });
 
 Deno.test("POST /auth/password/reset sets the password, revokes sessions, clears lockout", async (t) => {
-  using w = await world();
+  using w = await openWorld();
   const s = await signUp(w.app);
   const secondLogin = await login(w, s.user.email, GOOD_PASSWORD);
   const second = await json(secondLogin);
@@ -269,7 +238,7 @@ Deno.test("POST /auth/password/reset sets the password, revokes sessions, clears
 });
 
 Deno.test("a reset token replayed concurrently is spent exactly once", async () => {
-  using w = await world();
+  using w = await openWorld();
   const s = await signUp(w.app);
   const token = await resetToken(w, s.user.email);
   const results = await Promise.all([reset(w, token, PW1), reset(w, token, PW2)]);
@@ -284,7 +253,7 @@ Deno.test("a reset token replayed concurrently is spent exactly once", async () 
 
 Deno.test("a reset token expires after PASSWORD_RESET_EXPIRE_MINUTES", async (t) => {
   await t.step("31 minutes later it is 400 reset_token_invalid", async () => {
-    using w = await world();
+    using w = await openWorld();
     const s = await signUp(w.app);
     const token = await resetToken(w, s.user.email);
     w.clock.advance(31 * MINUTE);
@@ -292,7 +261,7 @@ Deno.test("a reset token expires after PASSWORD_RESET_EXPIRE_MINUTES", async (t)
     assertEquals((await login(w, s.user.email, GOOD_PASSWORD)).status, 200);
   });
   await t.step("valid 1 ms before 30 minutes, invalid at exactly 30 minutes", async () => {
-    using w = await world();
+    using w = await openWorld();
     const s = await signUp(w.app);
     const token = await resetToken(w, s.user.email);
     w.clock.advance(30 * MINUTE - 1);
@@ -302,7 +271,7 @@ Deno.test("a reset token expires after PASSWORD_RESET_EXPIRE_MINUTES", async (t)
     await assertProblem(await reset(w, token, PW1), 400, "reset_token_invalid");
   });
   await t.step("the lifetime follows the setting, and the mail says so", async () => {
-    using w = await world({ PASSWORD_RESET_EXPIRE_MINUTES: "5" });
+    using w = await openWorld({ PASSWORD_RESET_EXPIRE_MINUTES: "5" });
     const s = await signUp(w.app);
     const token = await resetToken(w, s.user.email);
     assertMatch(w.deps.mailer.sent.at(-1)!.text, /within 5 minutes/);
@@ -312,7 +281,7 @@ Deno.test("a reset token expires after PASSWORD_RESET_EXPIRE_MINUTES", async (t)
 });
 
 Deno.test("a newer reset request invalidates the older token", async () => {
-  using w = await world();
+  using w = await openWorld();
   const s = await signUp(w.app);
   const older = await resetToken(w, s.user.email);
   const newer = await resetToken(w, s.user.email);
@@ -325,7 +294,7 @@ Deno.test("a newer reset request invalidates the older token", async () => {
 });
 
 Deno.test("POST /auth/password/reset refuses malformed and forged tokens", async (t) => {
-  using w = await world();
+  using w = await openWorld();
   const s = await signUp(w.app);
   const token = await resetToken(w, s.user.email);
   await t.step("malformed strings are 400 reset_token_invalid", async () => {
@@ -367,7 +336,7 @@ Deno.test("POST /auth/password/reset refuses malformed and forged tokens", async
 });
 
 Deno.test("a refused new password leaves the reset token usable", async (t) => {
-  using w = await world();
+  using w = await openWorld();
   const s = await signUp(w.app);
   const token = await resetToken(w, s.user.email);
   await t.step("422 password_policy for a weak password, reported on new_password", async () => {
@@ -395,7 +364,7 @@ Deno.test("a refused new password leaves the reset token usable", async (t) => {
 });
 
 Deno.test("POST /auth/password/change rotates the session", async (t) => {
-  using w = await world();
+  using w = await openWorld();
   const s = await signUp(w.app);
   const other = await json(await login(w, s.user.email, GOOD_PASSWORD));
   const stranger = await signUp(w.app);
@@ -498,7 +467,7 @@ Deno.test("POST /auth/password/change rotates the session", async (t) => {
 });
 
 Deno.test("password history refuses the last 5 passwords and forgets older ones", async () => {
-  using w = await world();
+  using w = await openWorld();
   const s = await signUp(w.app);
   let access = s.access;
   let current: string = GOOD_PASSWORD;
@@ -526,7 +495,7 @@ Deno.test("an expired password may only be changed", async (t) => {
   await t.step(
     "one millisecond before PASSWORD_MAX_AGE_DAYS the password still works",
     async () => {
-      using w = await world({ PASSWORD_MAX_AGE_DAYS: "1" });
+      using w = await openWorld({ PASSWORD_MAX_AGE_DAYS: "1" });
       const user = randomUser();
       await w.app.request("/auth/register", jsonInit("POST", user));
       w.clock.advance(DAY - 1);
@@ -538,7 +507,7 @@ Deno.test("an expired password may only be changed", async (t) => {
   await t.step(
     "past the age, login works, other routes are 403, a change restores access",
     async () => {
-      using w = await world({ PASSWORD_MAX_AGE_DAYS: "1" });
+      using w = await openWorld({ PASSWORD_MAX_AGE_DAYS: "1" });
       const user = randomUser();
       await w.app.request("/auth/register", jsonInit("POST", user));
       w.clock.advance(2 * DAY);
@@ -577,7 +546,7 @@ Deno.test("an expired password may only be changed", async (t) => {
     },
   );
   await t.step("with PASSWORD_MAX_AGE_DAYS=0 a password never expires", async () => {
-    using w = await world();
+    using w = await openWorld();
     const user = randomUser();
     await w.app.request("/auth/register", jsonInit("POST", user));
     w.clock.advance(3650 * DAY);
@@ -592,7 +561,7 @@ Deno.test({
   // 403 insufficient_scope.
   name: "an expired password is refused with 403 password_expired",
   async fn() {
-    using w = await world({ PASSWORD_MAX_AGE_DAYS: "1" });
+    using w = await openWorld({ PASSWORD_MAX_AGE_DAYS: "1" });
     const user = randomUser();
     await w.app.request("/auth/register", jsonInit("POST", user));
     w.clock.advance(2 * DAY);

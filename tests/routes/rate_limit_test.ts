@@ -1,6 +1,7 @@
 import { createApp } from "../../routes/app.ts";
 import { assert, assertEquals, assertMatch } from "../_assert.ts";
 import {
+  auditTypes,
   bearer,
   FakeClock,
   json,
@@ -12,12 +13,6 @@ import {
 } from "../_helpers.ts";
 
 const LOGIN_LIMITED = { RATE_LIMIT_LOGIN: "5/minute" };
-
-async function auditTypes(kv: Deno.Kv): Promise<string[]> {
-  const types: string[] = [];
-  for await (const e of kv.list<{ type: string }>({ prefix: ["audit"] })) types.push(e.value.type);
-  return types;
-}
 
 function login(email: string, password = "Wrong-Pass-99!") {
   return jsonInit("POST", { email, password });
@@ -166,4 +161,15 @@ Deno.test("two app instances on one KV file share the budget", async () => {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("parallel requests of one user within the limit are never refused for contention", async () => {
+  using kv = await Deno.openKv(":memory:");
+  const app = createApp(makeDeps({ kv, env: { RATE_LIMIT_AUTHENTICATED: "1000/minute" } }));
+  const s = await signUp(app);
+  const results = await Promise.all(
+    Array.from({ length: 32 }, () => app.request("/users/me", { headers: bearer(s.access) })),
+  );
+  assertEquals(results.map((r) => r.status), Array(32).fill(200));
+  await Promise.all(results.map((r) => r.body?.cancel()));
 });

@@ -1,52 +1,21 @@
-import { createApp } from "../../routes/app.ts";
 import { assert, assertEquals, assertMatch, assertNotEquals } from "../_assert.ts";
 import {
+  auditEvents,
   bearer,
-  FakeClock,
   json,
   jsonInit,
-  makeDeps,
+  openWorld,
   peer,
   randomUser,
   signUp,
+  type TestWorldApp,
 } from "../_helpers.ts";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
 
-async function world(env: Record<string, string> = {}) {
-  const kv = await Deno.openKv(":memory:");
-  const clock = new FakeClock();
-  const deps = makeDeps({ kv, clock, env });
-  const app = createApp(deps);
-  return {
-    kv,
-    clock,
-    deps,
-    app,
-    [Symbol.dispose]() {
-      kv.close();
-    },
-  };
-}
-
-type World = Awaited<ReturnType<typeof world>>;
-
-interface AuditRecord {
-  type: string;
-  outcome: string;
-  user_id?: string;
-  details: Record<string, unknown>;
-}
-
-async function auditEvents(kv: Deno.Kv, type: string): Promise<AuditRecord[]> {
-  const events: AuditRecord[] = [];
-  for await (const e of kv.list<AuditRecord>({ prefix: ["audit"] })) {
-    if (e.value.type === type) events.push(e.value);
-  }
-  return events;
-}
+type World = TestWorldApp;
 
 interface SessionOut {
   id: string;
@@ -122,7 +91,7 @@ async function assertRefused(res: Response, code: string): Promise<void> {
 }
 
 Deno.test("GET /auth/sessions lists the caller's sessions", async (t) => {
-  using w = await world();
+  using w = await openWorld();
   const user = randomUser();
   const s = await signUp(w.app, user);
   w.clock.advance(1000);
@@ -188,7 +157,7 @@ Deno.test("GET /auth/sessions lists the caller's sessions", async (t) => {
 });
 
 Deno.test("DELETE /auth/sessions/{id} revokes one of my sessions", async (t) => {
-  using w = await world();
+  using w = await openWorld();
   const user = randomUser();
   const s = await signUp(w.app, user);
   const second = await login(w, user);
@@ -263,7 +232,7 @@ Deno.test("DELETE /auth/sessions/{id} revokes one of my sessions", async (t) => 
 });
 
 Deno.test("a login past MAX_SESSIONS_PER_USER evicts the oldest session", async () => {
-  using w = await world({ MAX_SESSIONS_PER_USER: "5" });
+  using w = await openWorld({ MAX_SESSIONS_PER_USER: "5" });
   const user = randomUser();
   const first = await signUp(w.app, user);
   const sessions = [first];
@@ -295,7 +264,7 @@ Deno.test("a login past MAX_SESSIONS_PER_USER evicts the oldest session", async 
 });
 
 Deno.test("a session idle past SESSION_IDLE_MINUTES can no longer be refreshed", async (t) => {
-  using w = await world();
+  using w = await openWorld();
   await t.step("a refresh within the window works and moves last_seen_at", async () => {
     const s = await signUp(w.app);
     w.clock.advance(59 * MINUTE);
@@ -326,7 +295,7 @@ Deno.test("a session idle past SESSION_IDLE_MINUTES can no longer be refreshed",
 
 Deno.test("a session ends at its absolute lifetime", async (t) => {
   await t.step("without remember_me, refreshing does not keep it past 12 hours", async () => {
-    using w = await world();
+    using w = await openWorld();
     const s = await signUp(w.app);
     let token = s.refresh;
     let elapsed = 0;
@@ -342,7 +311,7 @@ Deno.test("a session ends at its absolute lifetime", async (t) => {
   });
   await t.step("the 12-hour end is exact on the clock", async () => {
     // Idle timeout off the table (30 days) so only the absolute lifetime applies.
-    using w = await world({ SESSION_IDLE_MINUTES: "43200" });
+    using w = await openWorld({ SESSION_IDLE_MINUTES: "43200" });
     const s = await signUp(w.app);
     w.clock.advance(12 * HOUR - 1);
     const next = await refreshOk(w, s.refresh);
@@ -351,7 +320,7 @@ Deno.test("a session ends at its absolute lifetime", async (t) => {
     await assertRefused(await refresh(w, next.refresh), "token_expired");
   });
   await t.step("with remember_me it outlives 12 hours and ends after 7 days", async () => {
-    using w = await world({ SESSION_IDLE_MINUTES: "43200" });
+    using w = await openWorld({ SESSION_IDLE_MINUTES: "43200" });
     const user = randomUser();
     await signUp(w.app, user);
     const s = await login(w, user, { remember_me: true });
@@ -362,7 +331,7 @@ Deno.test("a session ends at its absolute lifetime", async (t) => {
     await assertRefused(await refresh(w, next.refresh), "token_expired");
   });
   await t.step("with remember_me and the default idle timeout, kept alive for a day", async () => {
-    using w = await world();
+    using w = await openWorld();
     const user = randomUser();
     await signUp(w.app, user);
     let token = (await login(w, user, { remember_me: true })).refresh;
@@ -375,7 +344,7 @@ Deno.test("a session ends at its absolute lifetime", async (t) => {
 
 Deno.test("a refresh from another client revokes the session", async (t) => {
   await t.step("a different User-Agent is 401 token_revoked and audited", async () => {
-    using w = await world();
+    using w = await openWorld();
     const user = randomUser();
     await signUp(w.app, user);
     const ua = "Mozilla/5.0 (Macintosh) Safari/605.1.15";
@@ -396,14 +365,14 @@ Deno.test("a refresh from another client revokes the session", async (t) => {
     assertEquals(events[0]?.outcome, "failure");
   });
   await t.step("without SESSION_BIND_IP a new address is fine", async () => {
-    using w = await world();
+    using w = await openWorld();
     const user = randomUser();
     await signUp(w.app, user);
     const s = await login(w, user, { ip: "203.0.113.7" });
     await refreshOk(w, s.refresh, { ip: "192.0.2.200" });
   });
   await t.step("with SESSION_BIND_IP the same /24 works, another /24 is refused", async () => {
-    using w = await world({ SESSION_BIND_IP: "true" });
+    using w = await openWorld({ SESSION_BIND_IP: "true" });
     const user = randomUser();
     await signUp(w.app, user);
     const s = await login(w, user, { ip: "203.0.113.7" });
@@ -485,7 +454,7 @@ async function assertCsrfFailed(res: Response): Promise<void> {
 }
 
 Deno.test("cookie mode keeps the refresh token in a __Host- cookie behind CSRF", async (t) => {
-  using w = await world();
+  using w = await openWorld();
 
   await t.step("login sets a locked-down refresh cookie and a readable CSRF cookie", async () => {
     const { res, body, jar } = await cookieLogin(w);
@@ -625,7 +594,7 @@ Deno.test({
   // replayed cookie pair got 403 csrf_failed and the copier kept the session.
   name: "a stale cookie pair replayed after rotation revokes the session",
   async fn() {
-    using w = await world();
+    using w = await openWorld();
     const { jar } = await cookieLogin(w);
     // A thief with a copy of the cookie jar refreshes first…
     const stolen = await cookieRefresh(w, jar, jar.csrf);
@@ -644,7 +613,7 @@ Deno.test({
 });
 
 Deno.test("POST /auth/refresh refuses injection payloads", async (t) => {
-  using w = await world();
+  using w = await openWorld();
   const s = await signUp(w.app);
   await t.step("junk strings are 401 token_invalid", async () => {
     for (
