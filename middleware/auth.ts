@@ -56,6 +56,7 @@ export function authenticate(options: AuthenticateOptions): MiddlewareHandler<Ap
             role: identity.role,
             scopes: new Set(identity.scopes),
             passwordExpired: false,
+            user: identity.user,
           });
         } else if (match === null) {
           throw new TokenInvalidError("Authorization must be a Bearer token");

@@ -73,6 +73,8 @@ export interface CreatedApiKey {
 export interface ApiKeyIdentity {
   keyId: string;
   userId: string;
+  /** The owner's current account record. */
+  user: UserRecord;
   role: Role;
   /** The key's scopes, cut down to what the owner holds now. */
   scopes: string[];
@@ -428,6 +430,7 @@ export function createApiKeyService(deps: ApiKeyDeps): ApiKeyService {
       return {
         keyId: record.id,
         userId: owner.id,
+        user: owner,
         role: owner.role,
         scopes: record.scopes.filter((s) => current.has(s as never)),
       };

@@ -34,6 +34,8 @@ export interface SessionPrincipal {
   /** The password has expired: only a password change is allowed. */
   passwordExpired: boolean;
   expiresAt: Date;
+  /** The account as read in the same round trip as the revocation check. */
+  user: UserRecord;
 }
 
 /** A caller holding an API key. */
@@ -45,6 +47,8 @@ export interface ApiKeyPrincipal {
   /** The key's scopes, never more than the owner holds now. */
   scopes: ReadonlySet<string>;
   passwordExpired: false;
+  /** The owner's account as read while checking the key. */
+  user: UserRecord;
 }
 
 /** The authenticated caller, as routes and guards see it. */
@@ -400,9 +404,18 @@ export function createAuthService(deps: AuthDeps): AuthService {
 
     async authenticate(accessToken) {
       const claims = await tokens.verifyAccess(accessToken);
-      const { revoked, session } = await sessions.checkAccess(claims.jti, claims.sid);
+      const { revoked, session, user } = await sessions.checkAccess(
+        claims.jti,
+        claims.sid,
+        claims.sub,
+      );
       if (revoked || session === null || session.user_id !== claims.sub) {
         throw new TokenRevokedError("The token has been revoked");
+      }
+      // A disabled account, or one whose role changed since the token was issued, is
+      // refused at once rather than when the token expires.
+      if (user === null || user.disabled || user.role !== claims.role) {
+        throw new TokenRevokedError("The account changed since this token was issued");
       }
       return {
         kind: "user",
@@ -413,6 +426,7 @@ export function createAuthService(deps: AuthDeps): AuthService {
         scopes: new Set(claims.scope),
         passwordExpired: claims.passwordExpired,
         expiresAt: new Date(claims.exp * 1000),
+        user,
       };
     },
 

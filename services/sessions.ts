@@ -1,7 +1,14 @@
 import type { RequestMeta } from "./audit.ts";
 import type { Clock } from "./clock.ts";
 import { ConflictError, NotFoundError } from "./errors.ts";
-import { revokedJtiKey, sessionByUserKey, sessionKey, sessionsByUserPrefix } from "./kv_keys.ts";
+import {
+  revokedJtiKey,
+  sessionByUserKey,
+  sessionKey,
+  sessionsByUserPrefix,
+  userKey,
+} from "./kv_keys.ts";
+import type { UserRecord } from "./users.ts";
 import { randomId } from "./tokens.ts";
 
 /** A login session; its id is the tokens' `sid`. */
@@ -70,7 +77,8 @@ export interface SessionService {
   checkAccess(
     jti: string,
     sessionId: string,
-  ): Promise<{ revoked: boolean; session: SessionRecord | null }>;
+    userId: string,
+  ): Promise<{ revoked: boolean; session: SessionRecord | null; user: UserRecord | null }>;
 }
 
 /** Dependencies of {@linkcode createSessionService}. */
@@ -177,12 +185,13 @@ export function createSessionService(deps: SessionDeps): SessionService {
         expireIn: ttl(expiresAt, now),
       });
     },
-    async checkAccess(jti, sessionId) {
-      const [revoked, session] = await kv.getMany<[unknown, SessionRecord]>([
+    async checkAccess(jti, sessionId, userId) {
+      const [revoked, session, user] = await kv.getMany<[unknown, SessionRecord, UserRecord]>([
         revokedJtiKey(jti),
         sessionKey(sessionId),
+        userKey(userId),
       ]);
-      return { revoked: revoked.value !== null, session: session.value };
+      return { revoked: revoked.value !== null, session: session.value, user: user.value };
     },
   };
 }

@@ -427,3 +427,20 @@ function algNone(token: string): string {
     .toBase64({ alphabet: "base64url", omitPadding: true });
   return `${header}.${p}.`;
 }
+
+Deno.test("an access token stops working when its account is disabled or its role changes", async (t) => {
+  using w = await openWorld();
+  const services = createServices(w.deps);
+  await t.step("disabled", async () => {
+    const s = await signUp(w.app);
+    await services.users.updateUser(s.id, (u) => ({ ...u, disabled: true }));
+    const res = await w.app.request("/users/me", { headers: bearer(s.access) });
+    assertEquals(res.status, 401);
+    assertEquals((await json(res)).code, "token_revoked");
+  });
+  await t.step("role changed", async () => {
+    const s = await signUp(w.app);
+    await services.users.updateUser(s.id, (u) => ({ ...u, role: "moderator" }));
+    assertEquals((await w.app.request("/users/me", { headers: bearer(s.access) })).status, 401);
+  });
+});
