@@ -7,6 +7,7 @@ import { type Config, ConfigError, describeConfig, loadConfig } from "./services
 import { startHttpServer } from "./services/http_server.ts";
 import { createLogger } from "./services/logger.ts";
 import { createMailer } from "./services/mailer.ts";
+import { createClamdScanner } from "./services/scanner.ts";
 import { createBcryptHasher } from "./services/password_hasher.ts";
 
 async function serve(config: Config): Promise<void> {
@@ -33,7 +34,21 @@ async function serve(config: Config): Promise<void> {
     production: config.appEnv === "production",
     logger,
   });
-  const app = createApp({ config, kv, clock: createSystemClock(), hasher, mailer, logger });
+  // The scanner holds breaker timers and sockets: built here so shutdown can close it.
+  const scanner = config.clamavAddress === undefined ? null : createClamdScanner({
+    address: config.clamavAddress,
+    logger,
+    timeoutMs: config.clamavTimeoutMs,
+  });
+  const app = createApp({
+    config,
+    kv,
+    clock: createSystemClock(),
+    hasher,
+    mailer,
+    scanner,
+    logger,
+  });
   const tls = config.tlsCertFile === undefined || config.tlsKeyFile === undefined ? undefined : {
     cert: await Deno.readTextFile(config.tlsCertFile),
     key: await Deno.readTextFile(config.tlsKeyFile),
@@ -58,6 +73,7 @@ async function serve(config: Config): Promise<void> {
   await server.shutdown();
   hasher.close();
   mailer.close();
+  scanner?.close();
   kv.close();
 }
 

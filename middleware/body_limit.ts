@@ -7,6 +7,11 @@ import type { AppEnv } from "./app_env.ts";
 export interface BodyLimitOptions {
   /** Largest accepted body in bytes. */
   maxBytes: number;
+  /**
+   * Routes (`"POST /uploads"`) that stream and cap their own bodies with a different limit.
+   * @default none
+   */
+  exceptRoutes?: readonly string[];
 }
 
 /**
@@ -23,7 +28,9 @@ export function bodyLimit(options: BodyLimitOptions): MiddlewareHandler<AppEnv> 
       throw new PayloadTooLargeError(`Request body exceeds ${options.maxBytes} bytes`);
     },
   });
+  const except = new Set(options.exceptRoutes ?? []);
   return async function bodyLimit(c, next) {
+    if (except.has(`${c.req.method} ${c.req.path}`)) return await next();
     await limit(c, next);
   };
 }

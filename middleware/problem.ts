@@ -15,6 +15,7 @@ export const PROBLEM_TYPES = {
   malformed_json: { status: 400, title: "Malformed JSON body" },
   bad_request: { status: 400, title: "Bad request" },
   payload_too_large: { status: 413, title: "Payload too large" },
+  quota_exceeded: { status: 413, title: "Storage quota exceeded" },
   unsupported_media_type: { status: 415, title: "Unsupported media type" },
   invalid_credentials: { status: 401, title: "Invalid credentials" },
   token_invalid: { status: 401, title: "Invalid token" },

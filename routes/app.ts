@@ -13,6 +13,7 @@ import { authRoutes } from "./auth.ts";
 import type { Deps } from "./deps.ts";
 import { passwordRoutes } from "./passwords.ts";
 import { sessionRoutes } from "./sessions.ts";
+import { uploadRoutes } from "./uploads.ts";
 import { userRoutes } from "./users.ts";
 import { docsRoutes } from "./docs.ts";
 import { healthRoutes } from "./health.ts";
@@ -30,7 +31,9 @@ export function createApp(deps: Deps): Hono<AppEnv> {
   app.use(requestContext({ logger: deps.logger, trustProxy: config.trustProxy }));
   app.use(securityHeaders({ xssProtection: config.xssProtection }));
   app.use(corsPolicy({ origins: config.corsOrigins }));
-  app.use(bodyLimit({ maxBytes: config.bodyLimitBytes }));
+  // POST /uploads is exempt: it counts its multipart body while streaming and cuts it off at
+  // UPLOAD_MAX_BYTES (services/multipart.ts); the JSON cap would refuse every real file.
+  app.use(bodyLimit({ maxBytes: config.bodyLimitBytes, exceptRoutes: ["POST /uploads"] }));
   const services = createServices(deps);
   // authenticate runs before the limiter so an authenticated caller is keyed by
   // user id; it never refuses by itself, so a bad token still pays per IP.
@@ -43,6 +46,7 @@ export function createApp(deps: Deps): Hono<AppEnv> {
   app.route("/auth", authRoutes(deps, services));
   app.route("/users", userRoutes(deps, services));
   app.route("/api-keys", apiKeyRoutes(deps, services));
+  app.route("/uploads", uploadRoutes(deps, services));
   app.route("/", docsRoutes(deps, app));
 
   app.onError(onError);

@@ -72,7 +72,32 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   /** Secrets generated for this run (development only), named for the warning. */
   readonly generatedSecrets: readonly string[];
+  /** Largest accepted upload, counted while streaming. @default 5242880 */
+  readonly uploadMaxBytes: number;
+  /** Accepted file extensions; only types with a magic-byte check are possible. @default png jpg jpeg gif webp pdf zip */
+  readonly uploadAllowedExtensions: readonly UploadExtension[];
+  /** Where the file store keeps blobs: outside any served folder, created 0700. @default "<DATA_DIR>/uploads" */
+  readonly uploadDir: string;
+  /** Blob store: a directory, or Deno KV chunks where no file system is writable. @default "file" ("kv" on Deno Deploy) */
+  readonly uploadStore: "file" | "kv";
+  /** Per-user storage quota in bytes; 0 turns it off. @default 0 */
+  readonly uploadQuotaBytes: number;
+  /** clamd address, `host:port` (TCP) or an absolute Unix socket path; unset turns scanning off. */
+  readonly clamavAddress: string | undefined;
+  /** Bound of one scan, so a hung clamd cannot hold requests (fail closed with 503). @default 10000 */
+  readonly clamavTimeoutMs: number;
+  /**
+   * Separate origin (e.g. `https://usercontent.example.net`) routed to this service, advertised as
+   * the content URL of each upload, so user files never share the API's origin (cookies, storage).
+   */
+  readonly uploadsPublicOrigin: string | undefined;
 }
+
+/** File extensions an upload may have: each has a magic-byte signature to check it against. */
+export const UPLOADABLE_EXTENSIONS = ["png", "jpg", "jpeg", "gif", "webp", "pdf", "zip"] as const;
+
+/** One of {@linkcode UPLOADABLE_EXTENSIONS}. */
+export type UploadExtension = typeof UPLOADABLE_EXTENSIONS[number];
 
 /** Raw rate-limit settings; `services/rate_limiter.ts` parses them. */
 export interface RateLimitSettings {
@@ -180,6 +205,17 @@ const EnvSchema = z.object({
   DOCS_ENABLED: bool.optional(),
   X_XSS_PROTECTION: z.string().default("1; mode=block"),
   SHUTDOWN_TIMEOUT_MS: positiveInt.max(120_000).default(10_000),
+  UPLOAD_MAX_BYTES: positiveInt.max(1024 * 1024 * 1024).default(5 * 1024 * 1024),
+  UPLOAD_ALLOWED_EXTENSIONS: z.string().default(UPLOADABLE_EXTENSIONS.join(" ")),
+  UPLOAD_DIR: z.string().min(1).optional(),
+  UPLOAD_STORE: z.enum(["file", "kv"]).optional(),
+  UPLOAD_QUOTA_BYTES: z.coerce.number().int().min(0).default(0),
+  CLAMAV_ADDRESS: z.string().regex(
+    /^(\/[^\0]+|[A-Za-z0-9.-]+:\d{1,5}|\[[0-9A-Fa-f:.]+\]:\d{1,5})$/,
+    "must be host:port or an absolute Unix socket path",
+  ).optional(),
+  CLAMAV_TIMEOUT_MS: positiveInt.max(120_000).default(10_000),
+  UPLOADS_PUBLIC_ORIGIN: z.url({ protocol: /^https?$/ }).optional(),
 });
 
 /** Options of {@linkcode loadConfig}. */
@@ -242,6 +278,24 @@ export function loadConfig(
   }
   if (e.HTTP_REDIRECT_PORT !== undefined && e.TLS_CERT_FILE === undefined) {
     problems.push(`"HTTP_REDIRECT_PORT" needs "TLS_CERT_FILE" and "TLS_KEY_FILE"`);
+  }
+  const uploadExtensions = e.UPLOAD_ALLOWED_EXTENSIONS.toLowerCase().split(/[\s,]+/)
+    .filter((x) => x !== "");
+  for (const ext of uploadExtensions) {
+    // SVG, HTML, scripts and executables have no safe magic-byte check, so no setting allows them.
+    if (!(UPLOADABLE_EXTENSIONS as readonly string[]).includes(ext)) {
+      problems.push(
+        `"UPLOAD_ALLOWED_EXTENSIONS" entry "${ext}" is not one of ${
+          UPLOADABLE_EXTENSIONS.join(" ")
+        }`,
+      );
+    }
+  }
+  if (
+    e.UPLOADS_PUBLIC_ORIGIN !== undefined &&
+    new URL(e.UPLOADS_PUBLIC_ORIGIN).origin !== e.UPLOADS_PUBLIC_ORIGIN.replace(/\/$/, "")
+  ) {
+    problems.push(`"UPLOADS_PUBLIC_ORIGIN" must be an origin like https://usercontent.example.net`);
   }
   if (problems.length > 0) throw new ConfigError(problems);
 
@@ -306,6 +360,17 @@ export function loadConfig(
     xssProtection: e.X_XSS_PROTECTION,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     generatedSecrets: Object.freeze(rings.generated),
+    uploadMaxBytes: e.UPLOAD_MAX_BYTES,
+    uploadAllowedExtensions: Object.freeze([...new Set(uploadExtensions)] as UploadExtension[]),
+    uploadDir: e.UPLOAD_DIR ?? `${e.DATA_DIR}/uploads`,
+    // Deno Deploy has no writable file system, so blobs go to KV there by default.
+    uploadStore: e.UPLOAD_STORE ?? (e.DENO_DEPLOYMENT_ID === undefined ? "file" : "kv"),
+    uploadQuotaBytes: e.UPLOAD_QUOTA_BYTES,
+    clamavAddress: e.CLAMAV_ADDRESS,
+    clamavTimeoutMs: e.CLAMAV_TIMEOUT_MS,
+    uploadsPublicOrigin: e.UPLOADS_PUBLIC_ORIGIN === undefined
+      ? undefined
+      : new URL(e.UPLOADS_PUBLIC_ORIGIN).origin,
   });
 }
 
@@ -344,6 +409,14 @@ export function describeConfig(config: Config): Record<string, unknown> {
     HTTP_REDIRECT_PORT: config.httpRedirectPort ?? null,
     LOG_LEVEL: config.logLevel,
     DOCS_ENABLED: config.docsEnabled,
+    UPLOAD_MAX_BYTES: config.uploadMaxBytes,
+    UPLOAD_ALLOWED_EXTENSIONS: config.uploadAllowedExtensions,
+    UPLOAD_DIR: config.uploadDir,
+    UPLOAD_STORE: config.uploadStore,
+    UPLOAD_QUOTA_BYTES: config.uploadQuotaBytes,
+    CLAMAV: config.clamavAddress ?? "off",
+    CLAMAV_TIMEOUT_MS: config.clamavTimeoutMs,
+    UPLOADS_PUBLIC_ORIGIN: config.uploadsPublicOrigin ?? null,
   };
 }
 

@@ -1,6 +1,7 @@
 import { type ApiKeyService, createApiKeyService } from "./api_keys.ts";
 import { type AuditService, createAuditService } from "./audit.ts";
 import { type AuthService, createAuthService } from "./auth.ts";
+import { type BlobStore, createFileBlobStore, createKvBlobStore } from "./blob_store.ts";
 import type { Clock } from "./clock.ts";
 import type { Config } from "./config.ts";
 import { createLockoutService, type LockoutService } from "./lockout.ts";
@@ -11,8 +12,10 @@ import { createPasswordPolicy, type PasswordPolicy } from "./password_policy.ts"
 import { createPasswordService, type PasswordService } from "./passwords.ts";
 import { createRateLimiter, createRefusalSampler } from "./rate_limiter.ts";
 import { createRatePolicy, type RatePolicy } from "./rate_policy.ts";
+import type { VirusScanner } from "./scanner.ts";
 import { createSessionService, type SessionService } from "./sessions.ts";
 import { createTokenService, type TokenService } from "./tokens.ts";
+import { createUploadService, type UploadService } from "./uploads.ts";
 import { createUserService, type UserService } from "./users.ts";
 
 /** The injected dependencies every service is built from. */
@@ -25,6 +28,13 @@ export interface Deps {
   readonly logger: Logger;
   /** Built once per process: the zxcvbn dictionaries are large. @default a new policy */
   readonly policy?: PasswordPolicy;
+  /**
+   * Upload virus scanner; `null` turns scanning off. The caller owns it and closes it.
+   * @default none: `main.ts` builds a clamd client when `CLAMAV_ADDRESS` is set
+   */
+  readonly scanner?: VirusScanner | null;
+  /** Where upload bytes go. @default the `UPLOAD_STORE` store (`UPLOAD_DIR`, or Deno KV) */
+  readonly blobStore?: BlobStore;
 }
 
 /** Every service of one app instance. */
@@ -38,6 +48,7 @@ export interface Services {
   readonly rates: RatePolicy;
   readonly sessions: SessionService;
   readonly tokens: TokenService;
+  readonly uploads: UploadService;
   readonly users: UserService;
 }
 
@@ -112,5 +123,31 @@ export function createServices(deps: Deps): Services {
     pepper: config.apiKeyPepper,
     maxActiveKeys: config.maxApiKeysPerUser,
   });
-  return { apiKeys, audit, auth, lockout, passwords, policy, rates, sessions, tokens, users };
+  const uploads = createUploadService({
+    kv,
+    clock,
+    audit,
+    logger,
+    store: deps.blobStore ??
+      (config.uploadStore === "kv"
+        ? createKvBlobStore({ kv, clock })
+        : createFileBlobStore({ dir: config.uploadDir, clock })),
+    scanner: deps.scanner ?? null,
+    maxBytes: config.uploadMaxBytes,
+    allowedExtensions: config.uploadAllowedExtensions,
+    quotaBytes: config.uploadQuotaBytes,
+  });
+  return {
+    apiKeys,
+    audit,
+    auth,
+    lockout,
+    passwords,
+    policy,
+    rates,
+    sessions,
+    tokens,
+    uploads,
+    users,
+  };
 }

@@ -144,3 +144,23 @@ export class CsrfError extends AppError {
 export class IpNotAllowedError extends AppError {
   readonly code = "ip_not_allowed";
 }
+
+/** An uploaded file carries malware; `message` names the signature. */
+export class MalwareDetectedError extends AppError {
+  readonly code = "malware_detected";
+}
+
+/** An uploaded archive breaks the archive policy (size, ratio, paths, links, nesting). */
+export class ArchiveRejectedError extends AppError {
+  readonly code = "archive_rejected";
+}
+
+/** The virus scanner is configured but did not answer; uploads fail closed. */
+export class ScannerUnavailableError extends AppError {
+  readonly code = "scanner_unavailable";
+}
+
+/** The upload would take the owner past their storage quota. */
+export class QuotaExceededError extends AppError {
+  readonly code = "quota_exceeded";
+}

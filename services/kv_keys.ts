@@ -103,3 +103,54 @@ export function apiKeyUsageKey(keyId: string): ["api_key_usage", string] {
 export function apiKeyLastUseKey(keyId: string): ["api_key_last_use", string] {
   return ["api_key_last_use", keyId];
 }
+
+/** Metadata of one uploaded file. */
+export function uploadKey(uploadId: string): ["uploads", string] {
+  return ["uploads", uploadId];
+}
+
+/** One-to-many index: owner → upload ids. */
+export function uploadByUserKey(
+  userId: string,
+  uploadId: string,
+): ["uploads_by_user", string, string] {
+  return ["uploads_by_user", userId, uploadId];
+}
+
+/** Prefix of every upload index entry of one owner. */
+export function uploadsByUserPrefix(userId: string): ["uploads_by_user", string] {
+  return ["uploads_by_user", userId];
+}
+
+/** Bytes stored by one owner (quota accounting), a number. */
+export function uploadUsageKey(userId: string): ["upload_usage", string] {
+  return ["upload_usage", userId];
+}
+
+/** Marker of a committed KV blob: reads require it (`UPLOAD_STORE=kv`). */
+export function uploadBlobKey(blobId: string): ["upload_blobs", string] {
+  return ["upload_blobs", blobId];
+}
+
+/** One chunk (≤ 64 KiB) of a KV blob. */
+export function uploadBlobChunkKey(
+  blobId: string,
+  index: number,
+): ["upload_blob_chunks", string, number] {
+  return ["upload_blob_chunks", blobId, index];
+}
+
+/** Prefix of every chunk of one KV blob. */
+export function uploadBlobChunksPrefix(blobId: string): ["upload_blob_chunks", string] {
+  return ["upload_blob_chunks", blobId];
+}
+
+/** A KV blob being written and not yet committed; ids sort by time so stale ones can be swept. */
+export function uploadBlobPendingKey(blobId: string): ["upload_blobs_pending", string] {
+  return ["upload_blobs_pending", blobId];
+}
+
+/** Prefix of every pending KV blob marker. */
+export function uploadBlobsPendingPrefix(): ["upload_blobs_pending"] {
+  return ["upload_blobs_pending"];
+}

@@ -1,0 +1,187 @@
+// deno-lint-ignore-file no-console -- a command-line report
+/**
+ * Uploads section of `deno task bench`:
+ *   (a) throughput (MB/s) of 1 MiB PNG uploads without scanning, file store;
+ *   (b) peak RSS growth of the server while 8 uploads of 5 MiB stream at once
+ *       (goal: < 2× the sum of the bodies in flight, i.e. nothing is buffered twice).
+ *
+ * The server runs in this process; the client runs in a child process (`deno eval`) so its
+ * buffers never count in the server's RSS. Bodies are generated as streams on the client.
+ * Run alone with `deno run -A scripts/bench_uploads.ts`.
+ */
+import { createApp } from "../routes/app.ts";
+import { createSystemClock } from "../services/clock.ts";
+import { loadConfig } from "../services/config.ts";
+import { startHttpServer } from "../services/http_server.ts";
+import { createLogger } from "../services/logger.ts";
+import { createLogMailer } from "../services/mailer.ts";
+import { createBcryptHasher } from "../services/password_hasher.ts";
+
+/** Options of {@linkcode benchUploads}. */
+export interface UploadBenchOptions {
+  /** 1 MiB uploads in the throughput run. @default 200 */
+  throughputUploads?: number;
+  /** Concurrent clients in the throughput run. @default 4 */
+  throughputConcurrency?: number;
+  /** Concurrent 5 MiB uploads in the RSS run. @default 8 */
+  rssConcurrency?: number;
+}
+
+/** What {@linkcode benchUploads} measured. */
+export interface UploadBenchResult {
+  throughputMBps: number;
+  throughputErrors: number;
+  rssBaselineMiB: number;
+  rssPeakGrowthMiB: number;
+  inFlightMiB: number;
+  rssGoalMet: boolean;
+}
+
+const MiB = 1024 * 1024;
+
+/** The client: `count` uploads of `size` bytes, `concurrency` at a time, bodies streamed. */
+const CLIENT = `
+const [url, token, count, size, concurrency] = Deno.args;
+const png = Uint8Array.from(atob("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg=="), (c) => c.charCodeAt(0));
+function body(total) {
+  const boundary = "----bench" + crypto.randomUUID();
+  const head = new TextEncoder().encode("--" + boundary + '\\r\\nContent-Disposition: form-data; name="file"; filename="b.png"\\r\\nContent-Type: image/png\\r\\n\\r\\n');
+  const tail = new TextEncoder().encode("\\r\\n--" + boundary + "--\\r\\n");
+  let sent = 0;
+  const stream = new ReadableStream({
+    pull(c) {
+      if (sent === 0) { c.enqueue(head); c.enqueue(png); sent = png.length; return; }
+      if (sent >= total) { c.enqueue(tail); c.close(); return; }
+      const n = Math.min(65536, total - sent); sent += n; c.enqueue(new Uint8Array(n));
+    },
+  });
+  return { stream, type: "multipart/form-data; boundary=" + boundary };
+}
+let next = 0, errors = 0;
+const started = performance.now();
+await Promise.all(Array.from({ length: Number(concurrency) }, async () => {
+  while (next < Number(count)) {
+    next++;
+    const b = body(Number(size));
+    const res = await fetch(url, { method: "POST", body: b.stream, duplex: "half",
+      headers: { authorization: "Bearer " + token, "content-type": b.type } });
+    await res.body?.cancel();
+    if (res.status !== 201) errors++;
+  }
+}));
+console.log(JSON.stringify({ seconds: (performance.now() - started) / 1000, errors }));
+`;
+
+async function runClient(
+  url: string,
+  token: string,
+  count: number,
+  size: number,
+  concurrency: number,
+): Promise<{ seconds: number; errors: number }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", CLIENT, url, token, String(count), String(size), String(concurrency)],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  if (!out.success) throw new Error("the upload client failed");
+  return JSON.parse(new TextDecoder().decode(out.stdout));
+}
+
+/** Runs the uploads section and prints a markdown table. */
+export async function benchUploads(options: UploadBenchOptions = {}): Promise<UploadBenchResult> {
+  const dir = await Deno.makeTempDir({ prefix: "bulwark_bench_uploads_" });
+  const config = loadConfig({
+    APP_ENV: "test",
+    JWT_ACCESS_SECRET: "bench-access-secret-0123456789abcdef0123456789",
+    JWT_REFRESH_SECRET: "bench-refresh-secret-0123456789abcdef012345678",
+    BCRYPT_ROUNDS: "10",
+    LOG_LEVEL: "error",
+    RATE_LIMIT_ENABLED: "false",
+    DATA_DIR: dir,
+    UPLOAD_DIR: `${dir}/uploads`,
+  });
+  const kv = await Deno.openKv(`${dir}/bench.kv`);
+  const logger = createLogger({ level: "error" });
+  const hasher = createBcryptHasher({ rounds: 10, workers: 0 });
+  const app = createApp({
+    config,
+    kv,
+    clock: createSystemClock(),
+    hasher,
+    mailer: createLogMailer(logger),
+    logger,
+    scanner: null,
+  });
+  const server = startHttpServer({
+    handler: (req, info) => app.fetch(req, info),
+    hostname: "127.0.0.1",
+    port: 0,
+    logger,
+  });
+  try {
+    const base = `http://127.0.0.1:${server.addr.port}`;
+    const user = { email: "bench@example.com", password: "Correct-Horse-42-Battery!" };
+    await (await fetch(`${base}/auth/register`, jsonPost(user))).body?.cancel();
+    const login = await (await fetch(`${base}/auth/login`, jsonPost(user))).json() as {
+      access_token: string;
+    };
+    const url = `${base}/uploads`;
+    const token = login.access_token;
+
+    const count = options.throughputUploads ?? 200;
+    await runClient(url, token, 8, MiB, 2); // warm-up
+    const t = await runClient(url, token, count, MiB, options.throughputConcurrency ?? 4);
+    const throughputMBps = count * MiB / 1e6 / t.seconds;
+
+    const concurrency = options.rssConcurrency ?? 8;
+    const gc = (globalThis as { gc?: () => void }).gc;
+    gc?.();
+    const baseline = Deno.memoryUsage().rss;
+    let peak = baseline;
+    const sampler = setInterval(() => peak = Math.max(peak, Deno.memoryUsage().rss), 2);
+    const r = await runClient(url, token, concurrency, 5 * MiB, concurrency);
+    clearInterval(sampler);
+    const inFlightMiB = concurrency * 5;
+    const growthMiB = (peak - baseline) / MiB;
+    const result: UploadBenchResult = {
+      throughputMBps,
+      throughputErrors: t.errors + r.errors,
+      rssBaselineMiB: baseline / MiB,
+      rssPeakGrowthMiB: growthMiB,
+      inFlightMiB,
+      rssGoalMet: growthMiB < 2 * inFlightMiB,
+    };
+    console.log("\n### uploads\n");
+    console.log("| measure | value | goal |");
+    console.log("| --- | --- | --- |");
+    console.log(
+      `| 1 MiB PNG uploads, no scan (${count}, ${
+        options.throughputConcurrency ?? 4
+      } concurrent) | ${throughputMBps.toFixed(1)} MB/s | — |`,
+    );
+    console.log(
+      `| peak RSS growth, ${concurrency} × 5 MiB streaming | ${growthMiB.toFixed(1)} MiB ` +
+        `(baseline ${result.rssBaselineMiB.toFixed(0)} MiB) | < ${2 * inFlightMiB} MiB ${
+          result.rssGoalMet ? "✓" : "✗"
+        } |`,
+    );
+    console.log(`| failed uploads | ${result.throughputErrors} | 0 |`);
+    return result;
+  } finally {
+    await server.shutdown();
+    hasher.close();
+    kv.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function jsonPost(body: unknown): RequestInit {
+  return {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  };
+}
+
+if (import.meta.main) await benchUploads();
