@@ -1,0 +1,62 @@
+import { requirePermission, requireRole } from "../../middleware/auth.ts";
+import { createServices } from "../../services/container.ts";
+import { assert, assertEquals } from "../_assert.ts";
+import { auditTypes, bearer, json, jsonInit, openWorld, signUp } from "../_helpers.ts";
+
+Deno.test("requireRole() and requirePermission() guard routes by hierarchy and scope", async (t) => {
+  using w = await openWorld();
+  w.app.get("/probe/moderation", requireRole("moderator"), (c) => c.json({ ok: true }));
+  w.app.get("/probe/audit", requirePermission("audit:read"), (c) => c.json({ ok: true }));
+  w.app.get("/probe/profile", requirePermission("profile:read"), (c) => c.json({ ok: true }));
+  const services = createServices(w.deps);
+  const user = await signUp(w.app);
+  const mod = await signUp(w.app);
+  await services.users.updateUser(mod.id, (u) => ({ ...u, role: "moderator" }));
+  const modLogin = await w.app.request(
+    "/auth/login",
+    jsonInit("POST", { email: mod.user.email, password: mod.user.password }),
+  );
+  const modToken = String((await json(modLogin)).access_token);
+
+  await t.step("anonymous callers get 401", async () => {
+    assertEquals((await w.app.request("/probe/moderation")).status, 401);
+  });
+  await t.step("a user is below moderator: 403 forbidden", async () => {
+    const res = await w.app.request("/probe/moderation", { headers: bearer(user.access) });
+    assertEquals(res.status, 403);
+    assertEquals((await json(res)).code, "forbidden");
+  });
+  await t.step("a moderator passes, and inherits user permissions", async () => {
+    assertEquals(
+      (await w.app.request("/probe/moderation", { headers: bearer(modToken) })).status,
+      200,
+    );
+    assertEquals(
+      (await w.app.request("/probe/profile", { headers: bearer(modToken) })).status,
+      200,
+    );
+  });
+  await t.step("an admin-only permission is refused to a moderator", async () => {
+    const res = await w.app.request("/probe/audit", { headers: bearer(modToken) });
+    assertEquals(res.status, 403);
+    assertEquals((await json(res)).code, "forbidden");
+  });
+  await t.step("a token narrowed by scope gets 403 insufficient_scope", async () => {
+    const narrow = await w.app.request("/auth/login", {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({
+        username: user.user.email,
+        password: user.user.password,
+        scope: "notes:read",
+      }),
+    });
+    const token = String((await json(narrow)).access_token);
+    const res = await w.app.request("/probe/profile", { headers: bearer(token) });
+    assertEquals(res.status, 403);
+    assertEquals((await json(res)).code, "insufficient_scope");
+  });
+  await t.step("authorization failures are audited", async () => {
+    assert((await auditTypes(w.kv)).includes("authz.denied"));
+  });
+});
