@@ -5,6 +5,7 @@ import type { AuthService, Principal, SessionPrincipal } from "../services/auth.
 import {
   ForbiddenError,
   InsufficientScopeError,
+  IpNotAllowedError,
   PasswordExpiredError,
   TokenExpiredError,
   TokenInvalidError,
@@ -55,30 +56,29 @@ export function authenticate(options: AuthenticateOptions): MiddlewareHandler<Ap
             keyId: identity.keyId,
             role: identity.role,
             scopes: new Set(identity.scopes),
-            passwordExpired: false,
+            passwordExpired: auth.isPasswordExpired(identity.user),
             user: identity.user,
           });
         } else if (match === null) {
           throw new TokenInvalidError("Authorization must be a Bearer token");
         } else {
-          c.set("principal", await auth.authenticate(match[1]!));
+          const principal = await auth.authenticate(match[1]!);
+          // Expiry is judged now, not only when the token was issued.
+          c.set("principal", {
+            ...principal,
+            passwordExpired: auth.isPasswordExpired(principal.user),
+          });
         }
       } catch (error) {
         // Kept for requirePrincipal(); any other failure is a real fault and propagates.
         if (
           !(error instanceof TokenInvalidError || error instanceof TokenExpiredError ||
-            error instanceof TokenRevokedError)
+            error instanceof TokenRevokedError || error instanceof IpNotAllowedError)
         ) {
           throw error;
         }
         c.set("authError", error);
       }
-    }
-    const principal = c.get("principal");
-    if (
-      principal?.passwordExpired && !PASSWORD_EXPIRED_ALLOWED.has(`${c.req.method} ${c.req.path}`)
-    ) {
-      throw new PasswordExpiredError("The password has expired; change it first");
     }
     await next();
     // Hono turns a thrown error into the response at the level it was thrown and
@@ -93,6 +93,27 @@ export function authenticate(options: AuthenticateOptions): MiddlewareHandler<Ap
         details: { code: error.code, method: c.req.method, path: c.req.path },
       });
     }
+  };
+}
+
+/** Liveness and readiness probes answer whatever credential comes along. */
+const PROBES = new Set(["/health", "/ready"]);
+
+/**
+ * An expired password may only be changed: every other route answers 403
+ * `password_expired`, for Bearer tokens and API keys alike. Runs after the rate
+ * limiter so these refusals are counted too.
+ */
+export function enforcePasswordExpiry(): MiddlewareHandler<AppEnv> {
+  return async function enforcePasswordExpiry(c, next) {
+    const principal = c.get("principal");
+    if (
+      principal?.passwordExpired && !PROBES.has(c.req.path) &&
+      !PASSWORD_EXPIRED_ALLOWED.has(`${c.req.method} ${c.req.path}`)
+    ) {
+      throw new PasswordExpiredError("The password has expired; change it first");
+    }
+    await next();
   };
 }
 

@@ -86,11 +86,9 @@ export function problemResponse(c: Context<AppEnv>, init: ProblemInit): Response
   const headers = new Headers(init.headers);
   headers.set("Content-Type", "application/problem+json; charset=utf-8");
   if (type.status === 401) {
-    // RFC 6750 §3: tell the client which scheme to use, and why the token failed.
-    headers.set(
-      "WWW-Authenticate",
-      init.code === "invalid_credentials" ? "Bearer" : `Bearer error="invalid_token"`,
-    );
+    // RFC 6750 §3: name the scheme; add error="invalid_token" only when a token was presented.
+    const presented = init.code !== "invalid_credentials" && c.get("authError") != null;
+    headers.set("WWW-Authenticate", presented ? `Bearer error="invalid_token"` : "Bearer");
   }
   if (init.retryAfter !== undefined) {
     headers.set("Retry-After", String(Math.max(1, Math.ceil(init.retryAfter))));

@@ -42,8 +42,8 @@ export function rateLimit(options: RateLimitOptions): MiddlewareHandler<AppEnv> 
       principal === null
         ? { kind: "anonymous" }
         : principal.kind === "api_key"
-        ? { kind: "api_key", id: principal.keyId }
-        : { kind: "user", id: principal.userId },
+        ? { kind: "api_key", id: principal.keyId, userId: principal.userId }
+        : { kind: "user", id: principal.userId, userId: principal.userId },
       requestMeta(c),
     );
     await next();

@@ -5,7 +5,13 @@ import { UnsupportedMediaTypeError, ValidationError } from "../services/errors.t
 
 type Target = keyof ValidationTargets;
 
-const JSON_TYPE = /^application\/([a-z0-9.+-]+\+)?json\s*(;|$)/i;
+/** Exactly the media types Hono's validator parses as JSON; anything else would be read as `{}`. */
+const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json$/i;
+
+/** True when `contentType` names a JSON body (parameters such as charset allowed). */
+export function isJsonContentType(contentType: string | undefined): boolean {
+  return JSON_MEDIA_TYPE.test((contentType ?? "").split(";")[0]!.trim());
+}
 
 /**
  * Validates one request part with a zod schema (the same schema feeds
@@ -31,7 +37,7 @@ export function validate<T extends Target, S extends z.ZodType>(target: T, schem
     const type = c.req.header("content-type");
     // No body at all reads as `{}`: the schema then decides (optional bodies stay optional).
     const empty = type === undefined && c.req.raw.body === null;
-    if (!empty && !JSON_TYPE.test(type ?? "")) {
+    if (!empty && !isJsonContentType(type)) {
       throw new UnsupportedMediaTypeError("Expected an application/json body");
     }
     await next();

@@ -5,7 +5,7 @@ import { corsPolicy } from "../middleware/cors.ts";
 import { notFound, onError } from "../middleware/problem.ts";
 import { requestContext } from "../middleware/request_context.ts";
 import { securityHeaders } from "../middleware/security_headers.ts";
-import { authenticate } from "../middleware/auth.ts";
+import { authenticate, enforcePasswordExpiry } from "../middleware/auth.ts";
 import { rateLimit } from "../middleware/rate_limit.ts";
 import { createServices } from "../services/container.ts";
 import { apiKeyRoutes } from "./api_keys.ts";
@@ -39,6 +39,7 @@ export function createApp(deps: Deps): Hono<AppEnv> {
   // user id; it never refuses by itself, so a bad token still pays per IP.
   app.use(authenticate({ auth: services.auth, apiKeys: services.apiKeys, audit: services.audit }));
   app.use(rateLimit({ policy: services.rates }));
+  app.use(enforcePasswordExpiry());
 
   app.route("/", healthRoutes(deps));
   app.route("/auth/sessions", sessionRoutes(deps, services));

@@ -4,7 +4,7 @@ import { describeRoute, resolver } from "hono-openapi";
 import { z } from "zod";
 import type { AppEnv } from "../middleware/app_env.ts";
 import { requestMeta, requireSession, requireSessionAuth } from "../middleware/auth.ts";
-import { parseInput, validate } from "../middleware/validate.ts";
+import { isJsonContentType, parseInput, validate } from "../middleware/validate.ts";
 import type { IssuedTokens, RefreshInput } from "../services/auth.ts";
 import {
   MalformedJsonError,
@@ -119,9 +119,10 @@ export function authRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
             password: form.password,
             rememberMe: false,
             useCookies: false,
-            scope: form.scope?.split(" ").filter((s) => s !== ""),
+            // An absent or blank `scope` asks for everything the role has (RFC 6749 §3.3 default).
+            scope: form.scope?.trim() ? form.scope.trim().split(/\s+/) : undefined,
           };
-        } else if (/^application\/json\s*(;|$)/i.test(type)) {
+        } else if (isJsonContentType(type)) {
           const body = parseInput(LoginJson, await readJson(c.req.raw));
           input = {
             email: body.email,
@@ -239,7 +240,7 @@ async function refreshInput(c: Context<AppEnv>): Promise<RefreshInput> {
 
 /** Reads a JSON body, refusing other media types; a syntax error becomes 400 `malformed_json`. */
 async function readJsonBody(req: Request): Promise<unknown> {
-  if (!/^application\/json\s*(;|$)/i.test(req.headers.get("content-type") ?? "")) {
+  if (!isJsonContentType(req.headers.get("content-type") ?? undefined)) {
     throw new UnsupportedMediaTypeError("Expected an application/json body");
   }
   return await readJson(req);

@@ -136,5 +136,10 @@ export function uploadRoutes(deps: Deps, services: Services): Hono<AppEnv> {
 
 function caller(c: Context<AppEnv>): UploadCaller {
   const principal = requirePrincipal(c);
-  return { userId: principal.userId, isAdmin: hasRole(principal.role, "admin") };
+  // Admin reach needs the role and an admin permission in this credential's scope, so an
+  // admin's narrowly scoped key or token stays within its owner's own files.
+  return {
+    userId: principal.userId,
+    isAdmin: hasRole(principal.role, "admin") && principal.scopes.has("users:manage"),
+  };
 }

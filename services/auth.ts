@@ -46,7 +46,8 @@ export interface ApiKeyPrincipal {
   role: Role;
   /** The key's scopes, never more than the owner holds now. */
   scopes: ReadonlySet<string>;
-  passwordExpired: false;
+  /** The owner's password has expired: the key may do nothing until it is changed. */
+  passwordExpired: boolean;
   /** The owner's account as read while checking the key. */
   user: UserRecord;
 }
@@ -131,6 +132,8 @@ export interface AuthService {
   logoutWithCookie(input: RefreshInput, meta: RequestMeta): Promise<void>;
   /** Revokes every session of the principal's user; returns how many. */
   logoutAll(principal: SessionPrincipal, meta: RequestMeta): Promise<number>;
+  /** True when `user`'s password is older than the configured maximum age. */
+  isPasswordExpired(user: UserRecord): boolean;
   /**
    * Starts a fresh session for `user` (login, password change). Exposed for
    * the password service, which rotates the session id on a change.
@@ -265,6 +268,10 @@ export function createAuthService(deps: AuthDeps): AuthService {
   }
 
   const service: AuthService = {
+    isPasswordExpired(user) {
+      return passwordExpired(user, clock.now());
+    },
+
     async register(input, meta) {
       const email = normalizeEmail(input.email);
       deps.policy.assert(input.password, [email, input.displayName ?? ""]);
@@ -314,7 +321,7 @@ export function createAuthService(deps: AuthDeps): AuthService {
       const now = clock.now();
       const ttl = options.rememberMe ? deps.rememberMeTtlSeconds : deps.sessionTtlSeconds;
       const expiresAt = new Date(now.getTime() + ttl * 1000);
-      const scope = grantScopes(user.role, options.scope);
+      const scope = options.scope === undefined ? null : grantScopes(user.role, options.scope);
       const csrfToken = options.useCookies ? randomSecret() : null;
       await evictOldSessions(user.id, meta);
       let refreshToken = "";
@@ -326,6 +333,7 @@ export function createAuthService(deps: AuthDeps): AuthService {
         expiresAt,
         fingerprint: sessionFingerprint(meta.userAgent, meta.ip, deps.sessionBindIp),
         csrfHash: csrfToken === null ? null : sha256(csrfToken),
+        passwordVersion: user.password_changed_at,
       }, async (sessionId) => {
         const signed = await tokens.signRefresh({ userId: user.id, sessionId, expiresAt }, now);
         refreshToken = signed.token;
@@ -377,7 +385,7 @@ export function createAuthService(deps: AuthDeps): AuthService {
         throw new TokenRevokedError("The session was used from another client");
       }
       const user = await users.getUser(session.user_id);
-      if (user === null || user.disabled) {
+      if (user === null || user.disabled || user.password_changed_at !== session.password_version) {
         await sessions.revokeSession(session.id);
         throw new TokenRevokedError("The session has ended");
       }
@@ -390,7 +398,10 @@ export function createAuthService(deps: AuthDeps): AuthService {
       const rotation = { jti: next.jti, csrfHash: csrfToken === null ? null : sha256(csrfToken) };
       // First commit wins; a concurrent refresh with the same token loses here.
       if (await sessions.rotate(entry, rotation, meta) === "lost_race") {
-        throw new TokenRevokedError("The refresh token was already used");
+        // The same token was spent twice at once: a copy exists, so the session ends
+        // (the winner's new pair dies with it), exactly as for a later replay.
+        await endSession(session, "auth.refresh_reuse_detected", meta);
+        throw new TokenRevokedError("The refresh token was already used; the session is revoked");
       }
       await audit.record({
         type: "auth.refresh",
@@ -414,7 +425,10 @@ export function createAuthService(deps: AuthDeps): AuthService {
       }
       // A disabled account, or one whose role changed since the token was issued, is
       // refused at once rather than when the token expires.
-      if (user === null || user.disabled || user.role !== claims.role) {
+      if (
+        user === null || user.disabled || user.role !== claims.role ||
+        user.password_changed_at !== session.password_version
+      ) {
         throw new TokenRevokedError("The account changed since this token was issued");
       }
       return {

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import ipaddr from "ipaddr.js";
 
 /** SHA-256, base64url: how secrets and fingerprints are stored (never the value itself). */
 export function sha256(value: string): string {
@@ -13,10 +14,16 @@ export function sessionFingerprint(userAgent: string, ip: string, bindIp: boolea
   return sha256(`${userAgent}\n${bindIp ? ipPrefix(ip) : ""}`);
 }
 
-/** The /24 (IPv4) or /64 (IPv6) prefix of an address. */
+/**
+ * The /24 (IPv4) or /64 (IPv6) network of an address, as text; IPv4-mapped IPv6
+ * counts as IPv4. Anything unparseable is returned as it is.
+ */
 export function ipPrefix(ip: string): string {
-  if (ip.includes(":")) return ip.split(":").slice(0, 4).join(":");
-  return ip.split(".").slice(0, 3).join(".");
+  if (!ipaddr.isValid(ip)) return ip;
+  const addr = ipaddr.process(ip);
+  if (addr.kind() === "ipv4") return `${addr.toByteArray().slice(0, 3).join(".")}.0/24`;
+  const parts = (addr as ipaddr.IPv6).toNormalizedString().split(":").slice(0, 4);
+  return `${parts.join(":")}::/64`;
 }
 
 /** Compares two strings in constant time (for equal lengths); lengths are not secret here. */

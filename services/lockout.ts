@@ -1,8 +1,9 @@
 import { createHash } from "node:crypto";
 import type { AuditService, RequestMeta } from "./audit.ts";
 import type { Clock } from "./clock.ts";
-import { AccountLockedError, ConflictError, LoginThrottledError } from "./errors.ts";
+import { AccountLockedError, LoginThrottledError } from "./errors.ts";
 import { loginFailuresByIpKey, loginFailuresKey } from "./kv_keys.ts";
+import { clientBucketKey } from "./rate_policy.ts";
 
 /** Progressive delays and lockout per account identifier (known or not). */
 export interface LockoutService {
@@ -98,7 +99,8 @@ export function createLockoutService(deps: LockoutDeps): LockoutService {
       else op.set(key, next, { expireIn: lockoutMs + delayAfter(maxFailures) });
       if ((await op.commit()).ok) return;
     }
-    throw new ConflictError("Cannot record login attempt: too many concurrent attempts");
+    // Attempts that keep colliding are a burst: answer like the progressive delay would.
+    throw new LoginThrottledError("Too many concurrent login attempts", { retryAfter: 1 });
   }
 
   return {
@@ -174,7 +176,7 @@ export function createLockoutService(deps: LockoutDeps): LockoutService {
 
   /** Many failing accounts from one address look like credential stuffing. */
   async function trackIp(account: string, meta: RequestMeta): Promise<void> {
-    const key = loginFailuresByIpKey(meta.ip);
+    const key = loginFailuresByIpKey(clientBucketKey(meta.ip));
     const id = digest(account);
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const entry = await kv.get<IpFailures>(key);

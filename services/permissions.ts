@@ -51,11 +51,12 @@ export function isPermission(value: string): value is Permission {
 }
 
 /**
- * The scopes a token gets: what was asked for, cut down to what the role has.
- * Asking for nothing means everything the role has; unknown scopes are dropped.
+ * The scopes a token gets: `null` (nothing asked for) means everything the role
+ * has; a list is cut down to what the role has, and may end up empty — asking
+ * only for scopes one cannot have never widens into all of them.
  */
-export function grantScopes(role: Role, requested: readonly string[] | undefined): Permission[] {
+export function grantScopes(role: Role, requested: readonly string[] | null): Permission[] {
   const allowed = permissionsOf(role);
-  if (requested === undefined || requested.length === 0) return [...allowed];
+  if (requested === null) return [...allowed];
   return PERMISSIONS.filter((p) => allowed.has(p) && requested.includes(p));
 }

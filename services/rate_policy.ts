@@ -1,6 +1,7 @@
 import type { AuditService, RequestMeta } from "./audit.ts";
 import type { RateLimitSettings } from "./config.ts";
 import { RateLimitedError } from "./errors.ts";
+import { ipPrefix } from "./fingerprint.ts";
 import {
   parseRateLimit,
   type RateCheck,
@@ -12,9 +13,17 @@ import {
 
 /** Who is asking, as the limiter sees it. */
 export type RateSubject =
-  | { kind: "user"; id: string }
-  | { kind: "api_key"; id: string }
+  | { kind: "user"; id: string; userId: string }
+  | { kind: "api_key"; id: string; userId: string }
   | { kind: "anonymous" };
+
+/**
+ * The client part of a bucket key: the address for IPv4, the /64 for IPv6 —
+ * one host usually holds a whole /64 and could otherwise rotate through it.
+ */
+export function clientBucketKey(ip: string): string {
+  return ip.includes(":") && !ip.startsWith("::ffff:") ? ipPrefix(ip) : ip;
+}
 
 /** Which budget a request draws on. */
 export type RateTier = "login" | "uploads" | "general";
@@ -98,16 +107,15 @@ export function createRatePolicy(deps: RatePolicyDeps): RatePolicy {
     async checkRequest(tier, subject, meta) {
       if (!settings.enabled) return null;
       const checks: RateCheck[] = [];
+      const client = clientBucketKey(meta.ip);
       if (tier === "login") {
-        checks.push({ id: { name: "login_ip", key: meta.ip }, rule: rules.login });
+        checks.push({ id: { name: "login_ip", key: client }, rule: rules.login });
       } else if (subject.kind === "anonymous") {
-        checks.push({ id: { name: "anonymous_ip", key: meta.ip }, rule: rules.anonymous });
+        checks.push({ id: { name: "anonymous_ip", key: client }, rule: rules.anonymous });
       } else {
+        // Uploads are budgeted per user (API.md), whichever of their credentials is used.
         if (tier === "uploads") {
-          checks.push({
-            id: { name: `uploads_${subject.kind}`, key: subject.id },
-            rule: rules.uploads,
-          });
+          checks.push({ id: { name: "uploads_user", key: subject.userId }, rule: rules.uploads });
         }
         checks.push({ id: { name: subject.kind, key: subject.id }, rule: rules.authenticated });
       }

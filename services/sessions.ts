@@ -22,25 +22,31 @@ export interface SessionRecord {
   ip: string;
   user_agent: string;
   remember_me: boolean;
-  /** Scopes asked for at login; re-granted against the current role on refresh. */
-  scope: string[];
+  /** Scopes asked for at login (null: all of the role's); re-granted against the current role on refresh. */
+  scope: string[] | null;
   /** The one refresh-token jti that may still be spent. */
   refresh_jti: string;
   /** SHA-256 of the client's User-Agent (and IP prefix when bound); a refresh must match it. */
   fingerprint: string;
   /** SHA-256 of the CSRF token, for sessions whose refresh token lives in a cookie. */
   csrf_hash: string | null;
+  /**
+   * The user's `password_changed_at` when this session's login checked the password; a
+   * later change ends the session, even one created by a login racing the change.
+   */
+  password_version: string;
 }
 
 /** Input of {@linkcode SessionService.createSession}. */
 export interface NewSession {
   userId: string;
   rememberMe: boolean;
-  scope: string[];
+  scope: string[] | null;
   meta: RequestMeta;
   expiresAt: Date;
   fingerprint: string;
   csrfHash: string | null;
+  passwordVersion: string;
 }
 
 /** Outcome of an attempt to spend a refresh token. */
@@ -113,6 +119,7 @@ export function createSessionService(deps: SessionDeps): SessionService {
         refresh_jti: await refreshJti(id),
         fingerprint: input.fingerprint,
         csrf_hash: input.csrfHash,
+        password_version: input.passwordVersion,
       };
       const expireIn = ttl(session.expires_at, now);
       const res = await kv.atomic()
