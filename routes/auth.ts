@@ -5,7 +5,7 @@ import { z } from "zod";
 import type { AppEnv } from "../middleware/app_env.ts";
 import { requestMeta, requireSession, requireSessionAuth } from "../middleware/auth.ts";
 import { isJsonContentType, parseInput, validate } from "../middleware/validate.ts";
-import type { IssuedTokens, RefreshInput } from "../services/auth.ts";
+import type { IssuedTokens, LoginInput, RefreshInput } from "../services/auth.ts";
 import {
   MalformedJsonError,
   UnsupportedMediaTypeError,
@@ -107,32 +107,7 @@ export function authRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
         },
       }),
       async (c) => {
-        const type = c.req.header("content-type") ?? "";
-        let input;
-        if (/^application\/x-www-form-urlencoded\s*(;|$)/i.test(type)) {
-          const form = parseInput(
-            LoginForm,
-            Object.fromEntries(new URLSearchParams(await c.req.text())),
-          );
-          input = {
-            email: form.username,
-            password: form.password,
-            rememberMe: false,
-            useCookies: false,
-            // An absent or blank `scope` asks for everything the role has (RFC 6749 §3.3 default).
-            scope: form.scope?.trim() ? form.scope.trim().split(/\s+/) : undefined,
-          };
-        } else if (isJsonContentType(type)) {
-          const body = parseInput(LoginJson, await readJson(c.req.raw));
-          input = {
-            email: body.email,
-            password: body.password,
-            rememberMe: body.remember_me ?? false,
-            useCookies: body.use_cookies ?? false,
-          };
-        } else {
-          throw new UnsupportedMediaTypeError("Expected JSON or an OAuth2 password form");
-        }
+        const input = await readLoginInput(c.req.raw);
         await services.rates.checkAccount(normalizeEmail(input.email), requestMeta(c));
         return sendTokens(c, await auth.login(input, requestMeta(c)));
       },
@@ -244,6 +219,32 @@ async function readJsonBody(req: Request): Promise<unknown> {
     throw new UnsupportedMediaTypeError("Expected an application/json body");
   }
   return await readJson(req);
+}
+
+/** The login input from a JSON body or the OAuth2 password form (RFC 6749 §4.3.2). */
+async function readLoginInput(req: Request): Promise<LoginInput> {
+  const type = req.headers.get("content-type") ?? "";
+  if (/^application\/x-www-form-urlencoded\s*(;|$)/i.test(type)) {
+    const form = parseInput(LoginForm, Object.fromEntries(new URLSearchParams(await req.text())));
+    return {
+      email: form.username,
+      password: form.password,
+      rememberMe: false,
+      useCookies: false,
+      // An absent or blank `scope` asks for everything the role has (RFC 6749 §3.3 default).
+      scope: form.scope?.trim() ? form.scope.trim().split(/\s+/) : undefined,
+    };
+  }
+  if (!isJsonContentType(type)) {
+    throw new UnsupportedMediaTypeError("Expected JSON or an OAuth2 password form");
+  }
+  const body = parseInput(LoginJson, await readJson(req));
+  return {
+    email: body.email,
+    password: body.password,
+    rememberMe: body.remember_me ?? false,
+    useCookies: body.use_cookies ?? false,
+  };
 }
 
 /** Reads a JSON body; a syntax error becomes 400 `malformed_json`. */
