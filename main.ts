@@ -2,6 +2,7 @@
 import { createApp } from "./routes/app.ts";
 import { VERSION } from "./routes/docs.ts";
 import { createSystemClock } from "./services/clock.ts";
+import { createServices } from "./services/container.ts";
 import { parseCommand, USAGE } from "./services/cli.ts";
 import { type Config, ConfigError, describeConfig, loadConfig } from "./services/config.ts";
 import { startHttpServer } from "./services/http_server.ts";
@@ -40,7 +41,7 @@ async function serve(config: Config): Promise<void> {
     logger,
     timeoutMs: config.clamavTimeoutMs,
   });
-  const app = createApp({
+  const deps = {
     config,
     kv,
     clock: createSystemClock(),
@@ -48,7 +49,9 @@ async function serve(config: Config): Promise<void> {
     mailer,
     scanner,
     logger,
-  });
+  };
+  const services = createServices(deps);
+  const app = createApp(deps, services);
   const tls = config.tlsCertFile === undefined || config.tlsKeyFile === undefined ? undefined : {
     cert: await Deno.readTextFile(config.tlsCertFile),
     key: await Deno.readTextFile(config.tlsKeyFile),
@@ -71,6 +74,9 @@ async function serve(config: Config): Promise<void> {
   }
   logger.info("shutting down", { signal: await stopped });
   await server.shutdown();
+  // Background work still holds the store: reset mails and buffered API key usage.
+  await services.passwords.settled();
+  await services.apiKeys.drain();
   hasher.close();
   mailer.close();
   scanner?.close();

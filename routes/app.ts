@@ -10,7 +10,7 @@ import { rateLimit } from "../middleware/rate_limit.ts";
 import { createServices } from "../services/container.ts";
 import { apiKeyRoutes } from "./api_keys.ts";
 import { authRoutes } from "./auth.ts";
-import type { Deps } from "./deps.ts";
+import type { Deps, Services } from "./deps.ts";
 import { passwordRoutes } from "./passwords.ts";
 import { sessionRoutes } from "./sessions.ts";
 import { uploadRoutes } from "./uploads.ts";
@@ -20,9 +20,10 @@ import { healthRoutes } from "./health.ts";
 
 /**
  * Builds the Bulwark app. The only place that orders middleware, mounts
- * route modules and registers the error handlers.
+ * route modules and registers the error handlers. `services` may be passed in
+ * so the caller can drain them on shutdown.
  */
-export function createApp(deps: Deps): Hono<AppEnv> {
+export function createApp(deps: Deps, services: Services = createServices(deps)): Hono<AppEnv> {
   const { config } = deps;
   const app = new Hono<AppEnv>();
   // Order (DESIGN.md): request id → CORS → security headers → body limit.
@@ -34,7 +35,6 @@ export function createApp(deps: Deps): Hono<AppEnv> {
   // POST /uploads is exempt: it counts its multipart body while streaming and cuts it off at
   // UPLOAD_MAX_BYTES (services/multipart.ts); the JSON cap would refuse every real file.
   app.use(bodyLimit({ maxBytes: config.bodyLimitBytes, exceptRoutes: ["POST /uploads"] }));
-  const services = createServices(deps);
   // authenticate runs before the limiter so an authenticated caller is keyed by
   // user id; it never refuses by itself, so a bad token still pays per IP.
   app.use(authenticate({ auth: services.auth, apiKeys: services.apiKeys, audit: services.audit }));

@@ -18,6 +18,17 @@
  *           Logins are counted by the server; on Linux the CPU each phase got
  *           (event loop, bcrypt workers, everything else) is printed too, since
  *           other work on a 2-core machine takes cores the limit counts on.
+ *   ratelimit `GET /users/me` on an app with rate limiting on (limits raised so
+ *           nothing is refused) vs one with `RATE_LIMIT_ENABLED=false`, two
+ *           servers measured in turn; tokens of 32 users in turn (a bucket per
+ *           user, the realistic case; goal ≥ 75%) and one user's token on every
+ *           connection (one bucket, whose consumes the limiter serializes).
+ *   apikeys `GET /users/me` with `X-API-Key` vs with a Bearer token, same app and
+ *           the same 32 users (goal ≥ 90%).
+ *           Both count every response on the server (anything but 200 fails the
+ *           run), warm up once per server instead of before every run (more
+ *           targets, same ~40 s) and print each best run's CPU per request by
+ *           thread (event loop, KV's SQLite thread, other threads, the rest).
  *
  * Settings (flag, or env var, or default):
  *   --seconds=N        BENCH_SECONDS          5     measured seconds per run
@@ -27,9 +38,12 @@
  *   --rounds=N         BENCH_ROUNDS           2     alternating runs per target
  *   --loader=X         BENCH_LOADER           auto  wrk | deno | auto (wrk, else deno)
  *   --bcrypt-rounds=N  BENCH_BCRYPT_ROUNDS    12    bcrypt cost of the auth section (10-31)
- *   --section=X        BENCH_SECTION          all   all | health | auth
+ *   --section=X        BENCH_SECTION          all   all | health | auth | ratelimit | apikeys
  */
+import { securityHeaderList } from "../middleware/security_headers.ts";
+import { benchUploads } from "./bench_uploads.ts";
 import { Hono } from "hono";
+import type { AppEnv } from "../middleware/app_env.ts";
 import { createApp } from "../routes/app.ts";
 import { createSystemClock } from "../services/clock.ts";
 import { type Config, type ConfigIo, loadConfig } from "../services/config.ts";
@@ -93,8 +107,23 @@ export interface Target {
   rotate?: readonly RequestVariant[];
 }
 
+/** Callbacks around each run of {@linkcode measureAlternating}. */
+export interface RunHooks {
+  before?: (target: Target) => void;
+  after?: (target: Target, result: Measurement) => void;
+}
+
 /** Which sections to run. */
-export type SectionName = "all" | "health" | "auth";
+export type SectionName = "all" | "health" | "auth" | "ratelimit" | "apikeys" | "uploads";
+
+const SECTIONS: readonly SectionName[] = [
+  "all",
+  "health",
+  "auth",
+  "ratelimit",
+  "apikeys",
+  "uploads",
+];
 
 /** Resolved command-line / environment settings. */
 export interface BenchSettings {
@@ -124,6 +153,8 @@ export function readSettings(args: readonly string[], env: Deno.Env): BenchSetti
   const flags = new Map<string, string>();
   for (let i = 0; i < args.length; i++) {
     const arg = args[i] ?? "";
+    // `deno task bench -- --flag` passes the separator through.
+    if (arg === "--") continue;
     const match = /^--([a-z-]+)(?:=(.*))?$/.exec(arg);
     if (match === null) throw new Error(`bench: unexpected argument ${arg}`);
     const name = match[1] ?? "";
@@ -151,9 +182,12 @@ export function readSettings(args: readonly string[], env: Deno.Env): BenchSetti
   if (loader !== "auto" && loader !== "wrk" && loader !== "deno") {
     throw new Error(`bench: --loader / BENCH_LOADER must be wrk, deno or auto, got ${loader}`);
   }
-  const section = flags.get("section") ?? env.get("BENCH_SECTION") ?? "all";
-  if (section !== "all" && section !== "health" && section !== "auth") {
-    throw new Error(`bench: --section / BENCH_SECTION must be all, health or auth, got ${section}`);
+  const rawSection = flags.get("section") ?? env.get("BENCH_SECTION") ?? "all";
+  const section = SECTIONS.find((name) => name === rawSection);
+  if (section === undefined) {
+    throw new Error(
+      `bench: --section / BENCH_SECTION must be one of ${SECTIONS.join(", ")}, got ${rawSection}`,
+    );
   }
   const settings: BenchSettings = {
     seconds: number("seconds", "BENCH_SECONDS", 5, 1),
@@ -438,11 +472,16 @@ export async function measure(url: string, options: MeasureOptions): Promise<Mea
  * the run least disturbed, the closest estimate of what the code can do.
  * The median needs ≥3 runs per target to reject an outlier, which would push
  * the bench past a minute.
+ *
+ * `hooks.before` and `hooks.after`, when given, run right before and after
+ * each run (its warmup included), e.g. to sample CPU or check what the server
+ * counted; `after` may throw to stop at once.
  */
 export async function measureAlternating(
   targets: readonly Target[],
   options: MeasureOptions,
   rounds: number,
+  hooks: RunHooks = {},
 ): Promise<{ best: Row[]; runs: Row[] }> {
   const runs: Row[] = [];
   const best = new Map<string, Measurement>();
@@ -453,7 +492,9 @@ export async function measureAlternating(
         ...(target.headers === undefined ? {} : { headers: target.headers }),
         ...(target.rotate === undefined ? {} : { rotate: target.rotate }),
       };
+      hooks.before?.(target);
       const result = await measure(target.url, targetOptions);
+      hooks.after?.(target, result);
       runs.push({ target: `${target.name} (run ${round})`, result });
       const previous = best.get(target.name);
       if (previous === undefined || result.rps > previous.rps) best.set(target.name, result);
@@ -480,10 +521,15 @@ export function printTable(rows: readonly Row[]): void {
     fixed(r.result.p50, 3),
     fixed(r.result.p99, 3),
   ]);
+  printGrid(header, body);
+}
+
+/** Prints an aligned markdown table: the first column left-aligned, the rest right-aligned. */
+function printGrid(header: readonly string[], body: readonly string[][]): void {
   const widths = header.map((h, i) =>
     Math.max(h.length, ...body.map((cells) => (cells[i] ?? "").length))
   );
-  const line = (cells: string[]): string =>
+  const line = (cells: readonly string[]): string =>
     `| ${
       cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(
         " | ",
@@ -539,15 +585,7 @@ const HEALTH_BODY = JSON.stringify({ status: "ok" });
  */
 const CONTRACT_HEADERS: [string, string][] = [
   ["Content-Type", "application/json; charset=utf-8"],
-  ["Strict-Transport-Security", "max-age=31536000; includeSubDomains"],
-  ["X-Frame-Options", "DENY"],
-  ["X-Content-Type-Options", "nosniff"],
-  ["Referrer-Policy", "strict-origin-when-cross-origin"],
-  ["Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"],
-  ["Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=(), usb=()"],
-  ["Cross-Origin-Opener-Policy", "same-origin"],
-  ["Cross-Origin-Resource-Policy", "same-origin"],
-  ["X-XSS-Protection", "1; mode=block"],
+  ...securityHeaderList(),
   ["Vary", "Origin"],
 ];
 
@@ -759,6 +797,8 @@ interface CpuSample {
   main: number;
   /** Web Worker threads (`worker-N`): the bcrypt pool. */
   workers: number;
+  /** Deno KV's SQLite thread(s) (`sw-N`), where store reads and commits run. */
+  kv: number;
   /** Every thread of this process (adds V8's GC and compiler threads). */
   self: number;
   /** Busy time of every CPU of the machine. */
@@ -781,10 +821,12 @@ function cpuSample(): CpuSample | null {
   try {
     let main = 0;
     let workers = 0;
+    let kv = 0;
     for (const task of Deno.readDirSync("/proc/self/task")) {
       const times = procTimes(Deno.readTextFileSync(`/proc/self/task/${task.name}/stat`));
       if (task.name === String(Deno.pid)) main += times.seconds;
       else if (times.name.startsWith("worker-")) workers += times.seconds;
+      else if (times.name.startsWith("sw-")) kv += times.seconds;
     }
     const self = procTimes(Deno.readTextFileSync("/proc/self/stat")).seconds;
     const cpu = (Deno.readTextFileSync("/proc/stat").split("\n")[0] ?? "").trim().split(/\s+/)
@@ -796,6 +838,7 @@ function cpuSample(): CpuSample | null {
       at: performance.now(),
       main,
       workers,
+      kv,
       self,
       busy: (total - idle) / CLOCK_TICKS,
     };
@@ -1089,6 +1132,454 @@ async function authSection(settings: BenchSettings, options: MeasureOptions): Pr
   }
 }
 
+/**
+ * Counts, on the server, every response that was not 200 (and every exception),
+ * so a refusal can never pass for throughput: wrk only counts statuses ≥ 400.
+ */
+class StatusTally {
+  readonly #bad = new Map<number, number>();
+
+  /** `handler`, counting the status of each response it gives. */
+  wrap(handler: Deno.ServeHandler<Deno.NetAddr>): Deno.ServeHandler<Deno.NetAddr> {
+    return async (req, info) => {
+      let status = 0;
+      try {
+        const res = await handler(req, info);
+        status = res.status;
+        return res;
+      } finally {
+        if (status !== 200) this.#bad.set(status, (this.#bad.get(status) ?? 0) + 1);
+      }
+    };
+  }
+
+  /** Throws unless every response so far was a 200. */
+  assertAllOk(what: string): void {
+    if (this.#bad.size === 0) return;
+    const counts = [...this.#bad].map(([status, n]) =>
+      `${n}× ${status === 0 ? "exception" : status}`
+    );
+    throw new Error(
+      `bench: ${what}: the server answered ${counts.join(", ")}; every response must be 200 ` +
+        `(a 429 means a rate limit the bench does not raise yet: see benchConfig)`,
+    );
+  }
+}
+
+/** CPU time one run spent per request, in µs, by where it went. */
+interface CpuCost {
+  eventLoop: number;
+  /** Deno KV's SQLite thread. */
+  kv: number;
+  /** This process's other threads: V8's GC and compiler, the blocking pool (WebCrypto). */
+  otherThreads: number;
+  /** The rest of the machine: the load generator, and any other work. */
+  rest: number;
+}
+
+/**
+ * Samples CPU (Linux /proc) around each run of {@linkcode measureAlternating}
+ * and keeps each run's {@linkcode CpuCost}: CPU time over the run ÷ the
+ * requests it measured. Use with runs that have no warmup of their own, or the
+ * warmup's CPU is charged to the measured requests.
+ */
+class CpuMeter {
+  readonly costs = new Map<Measurement, CpuCost>();
+  #start: CpuSample | null = null;
+
+  /** Call right before a run. */
+  start(): void {
+    this.#start = cpuSample();
+  }
+
+  /** Call right after the run that measured `result`. */
+  stop(result: Measurement): void {
+    const start = this.#start;
+    const end = cpuSample();
+    if (start === null || end === null || result.requests === 0) return;
+    const perRequest = (seconds: number) => (Math.max(0, seconds) * 1e6) / result.requests;
+    const main = end.main - start.main;
+    const kv = end.kv - start.kv;
+    const self = end.self - start.self;
+    this.costs.set(result, {
+      eventLoop: perRequest(main),
+      kv: perRequest(kv),
+      otherThreads: perRequest(self - main - kv),
+      rest: perRequest(end.busy - start.busy - self),
+    });
+  }
+
+  /** Hooks for {@linkcode measureAlternating} that sample every run and check the tally. */
+  hooks(tally: StatusTally): RunHooks {
+    return {
+      before: () => this.start(),
+      after: (target, result) => {
+        this.stop(result);
+        tally.assertAllOk(target.name);
+      },
+    };
+  }
+
+  /** The cost of a measured run, if it was sampled. */
+  of(row: Row | undefined): CpuCost | undefined {
+    return row === undefined ? undefined : this.costs.get(row.result);
+  }
+
+  /** Prints each row's CPU per request; says so when /proc was not readable. */
+  print(rows: readonly Row[]): void {
+    const sampled = rows.filter((row) => this.costs.has(row.result));
+    if (sampled.length === 0) {
+      console.log("(CPU per request unavailable: needs Linux /proc)");
+      return;
+    }
+    const us = (value: number) => value.toFixed(1);
+    printGrid(
+      ["target", "event loop", "KV thread", "other threads", "rest of machine", "total"],
+      sampled.map((row) => {
+        const c = this.costs.get(row.result) as CpuCost;
+        return [
+          row.target,
+          us(c.eventLoop),
+          us(c.kv),
+          us(c.otherThreads),
+          us(c.rest),
+          us(c.eventLoop + c.kv + c.otherThreads + c.rest),
+        ];
+      }),
+    );
+  }
+}
+
+/** "+12.3 µs event loop, …": what `b` costs per request beyond `a`. */
+function cpuDelta(a: CpuCost | undefined, b: CpuCost | undefined): string {
+  if (a === undefined || b === undefined) return "unavailable (needs Linux /proc)";
+  const signed = (value: number) => `${value >= 0 ? "+" : "−"}${Math.abs(value).toFixed(1)}`;
+  const total = (c: CpuCost) => c.eventLoop + c.kv + c.otherThreads + c.rest;
+  return `${signed(b.eventLoop - a.eventLoop)} µs event loop, ${signed(b.kv - a.kv)} µs KV ` +
+    `thread, ${signed(b.otherThreads - a.otherThreads)} µs other threads, ` +
+    `${signed(b.rest - a.rest)} µs rest of machine; ${signed(total(b) - total(a))} µs in all`;
+}
+
+/** Wait after the API-key section's load for a usage write in flight (see services/api_keys.ts). */
+const USAGE_FLUSH_SETTLE_MS = 250;
+
+/** Accounts the `/users/me` sections spread their requests over: a bucket each. */
+const SPREAD_USERS = 32;
+/**
+ * bcrypt cost of the `/users/me` sections: only their setup hashes (register,
+ * login), so the lowest cost loadConfig accepts keeps the setup short.
+ */
+const SETUP_BCRYPT_ROUNDS = "10";
+
+/** A bench account and the access token of one login. */
+interface BenchUser {
+  email: string;
+  /** Never printed. */
+  token: string;
+}
+
+/**
+ * Registers `count` accounts and logs each in once, in-process
+ * (`app.request`), `cores` at a time to keep the bcrypt pool busy.
+ */
+async function registerAndLogin(
+  app: Hono<AppEnv>,
+  count: number,
+  cores: number,
+): Promise<BenchUser[]> {
+  const run = crypto.randomUUID().slice(0, 8);
+  const emails = Array.from(
+    { length: count },
+    (_, i) => `bench-${run}-${String(i).padStart(3, "0")}@example.com`,
+  );
+  const headers = { "Content-Type": "application/json", "User-Agent": BENCH_USER_AGENT };
+  const users: BenchUser[] = [];
+  for (let i = 0; i < emails.length; i += cores) {
+    const batch = await Promise.allSettled(
+      emails.slice(i, i + cores).map(async (email): Promise<BenchUser> => {
+        const registered = await app.request("/auth/register", {
+          method: "POST",
+          headers,
+          body: JSON.stringify({ email, password: BENCH_PASSWORD, display_name: "Bench" }),
+        });
+        if (registered.status !== 201) {
+          throw new Error(
+            `bench: register answered ${registered.status} ${await registered.text()}`,
+          );
+        }
+        const login = await app.request("/auth/login", {
+          method: "POST",
+          headers,
+          body: JSON.stringify({ email, password: BENCH_PASSWORD }),
+        });
+        const pair = await login.json() as { access_token?: unknown };
+        if (login.status !== 200 || typeof pair.access_token !== "string") {
+          // Never print a token; a refusal's problem body contains none.
+          throw new Error(`bench: login for a token answered ${login.status}`);
+        }
+        return { email, token: pair.access_token };
+      }),
+    );
+    for (const outcome of batch) {
+      if (outcome.status === "rejected") throw outcome.reason;
+      users.push(outcome.value);
+    }
+  }
+  return users;
+}
+
+/**
+ * One loopback `GET /users/me` with `headers` before the load: must answer 200
+ * for `email`. Returns the response headers (never printed whole).
+ */
+async function checkMe(
+  url: string,
+  headers: Record<string, string>,
+  email: string,
+): Promise<Headers> {
+  const res = await fetch(url, { headers: { ...headers, "User-Agent": BENCH_USER_AGENT } });
+  const body = await res.json() as { email?: unknown };
+  if (res.status !== 200 || body.email !== email) {
+    throw new Error(`bench: ${url} answered ${res.status} ${JSON.stringify(body)}`);
+  }
+  return res.headers;
+}
+
+/**
+ * One discarded run of `settings.warmupSeconds` on each of `urls`, in place of
+ * a warmup before every run: the sections that use it measure more targets,
+ * and the JIT and the store are warm after the first. Throws on any non-200.
+ */
+async function warmUp(urls: readonly string[], options: MeasureOptions, tally: StatusTally) {
+  if (options.warmupSeconds <= 0) return;
+  for (const url of urls) {
+    await measure(url, { ...options, seconds: options.warmupSeconds, warmupSeconds: 0 });
+    tally.assertAllOk(`warmup of ${url}`);
+  }
+}
+
+function warmupNote(settings: BenchSettings, what: string): string {
+  return settings.warmupSeconds > 0
+    ? `One ${settings.warmupSeconds} s warmup per ${what}, then runs of ${settings.seconds} s ` +
+      `with none.`
+    : `Runs of ${settings.seconds} s, no warmup.`;
+}
+
+/** Section 3: `GET /users/me` with the rate limiter on (limits raised) vs off. */
+async function rateLimitSection(settings: BenchSettings, options: MeasureOptions): Promise<void> {
+  const cores = navigator.hardwareConcurrency;
+  const logger = createLogger({ level: "error" });
+  const onConfig = benchConfig({ BCRYPT_ROUNDS: SETUP_BCRYPT_ROUNDS });
+  const offConfig = benchConfig({
+    BCRYPT_ROUNDS: SETUP_BCRYPT_ROUNDS,
+    RATE_LIMIT_ENABLED: "false",
+  });
+  if (!onConfig.rateLimits.enabled || offConfig.rateLimits.enabled) {
+    throw new Error("bench: RATE_LIMIT_ENABLED did not switch the limiter");
+  }
+  const kv = await Deno.openKv(":memory:");
+  const hasher = createBcryptHasher({ rounds: onConfig.bcryptRounds });
+  const mailer = createLogMailer(logger);
+  const clock = createSystemClock();
+  // Two apps over one store with one keyring: the same accounts and tokens work on
+  // both, and the only difference between them is the limiter.
+  const onApp = createApp({ config: onConfig, kv, clock, hasher, mailer, logger });
+  const offApp = createApp({ config: offConfig, kv, clock, hasher, mailer, logger });
+  const tally = new StatusTally();
+  const common = { hostname: "127.0.0.1", port: 0, logger, shutdownTimeoutMs: 2000 };
+  const on = startHttpServer({
+    ...common,
+    handler: tally.wrap((req, info) => onApp.fetch(req, info)),
+  });
+  const off = startHttpServer({
+    ...common,
+    handler: tally.wrap((req, info) => offApp.fetch(req, info)),
+  });
+  try {
+    const setupStarted = performance.now();
+    const users = await registerAndLogin(onApp, SPREAD_USERS, cores);
+    const setupSeconds = (performance.now() - setupStarted) / 1000;
+    const onUrl = `http://127.0.0.1:${on.addr.port}/users/me`;
+    const offUrl = `http://127.0.0.1:${off.addr.port}/users/me`;
+    const bearer = (user: BenchUser) => ({ "Authorization": `Bearer ${user.token}` });
+    for (const user of users) {
+      // The limiter ran on one server and not on the other: it writes X-RateLimit-*.
+      const onHeaders = await checkMe(onUrl, bearer(user), user.email);
+      const offHeaders = await checkMe(offUrl, bearer(user), user.email);
+      if (!onHeaders.has("x-ratelimit-limit") || offHeaders.has("x-ratelimit-limit")) {
+        throw new Error(
+          "bench: X-RateLimit-Limit should be on the limiter-on server's responses only",
+        );
+      }
+    }
+    tally.assertAllOk("GET /users/me before the load");
+    const first = users[0] as BenchUser;
+    const spread = users.map((user) => ({ headers: bearer(user) }));
+    // As many variants as the spread, all one user's, so wrk does the same work per request.
+    const single = users.map(() => ({ headers: bearer(first) }));
+    const n = users.length;
+    const c = settings.connections;
+    // Three targets, not four: with the limiter off nothing depends on which user
+    // asks (the same three KV reads either way), so one off baseline serves both
+    // on cases, and the section stays near 40 s.
+    const targets: Target[] = [
+      { name: `limiter off, ${n} users in turn`, url: offUrl, rotate: spread },
+      { name: `limiter on, ${n} users in turn`, url: onUrl, rotate: spread },
+      { name: `limiter on, 1 user on all ${c} connections`, url: onUrl, rotate: single },
+    ];
+    // One wrk thread for every target: a rotation needs it, and the ratios need equal loaders.
+    const loadOptions: MeasureOptions = {
+      ...options,
+      threads: 1,
+      headers: { "User-Agent": BENCH_USER_AGENT },
+    };
+    await warmUp([offUrl, onUrl], { ...loadOptions, rotate: spread }, tally);
+    const cpu = new CpuMeter();
+    const { best, runs } = await measureAlternating(
+      targets,
+      { ...loadOptions, warmupSeconds: 0 },
+      settings.rounds,
+      cpu.hooks(tally),
+    );
+
+    const rule = onConfig.rateLimits.authenticated;
+    console.log(`\n## Rate limiting: GET /users/me with the limiter on vs off\n`);
+    console.log(
+      `Two apps on one in-memory KV store, identical but for RATE_LIMIT_ENABLED; on, every ` +
+        `limit is ${rule}, so nothing is refused and each request still pays for its bucket ` +
+        `(a KV read and an atomic commit). Bearer tokens of ${n} accounts (setup ` +
+        `${setupSeconds.toFixed(1)} s). ${warmupNote(settings, "server")} Best of ` +
+        `${settings.rounds} interleaved run(s) per target, by req/s; every response counted by ` +
+        `the server and 200:\n`,
+    );
+    printTable(best);
+    const rps = (i: number) => best[i]?.result.rps ?? Number.NaN;
+    const spreadRatio = rps(1) / rps(0);
+    const singleRatio = rps(2) / rps(0);
+    console.log(
+      `\ngoal: limiter on ≥ 75% of limiter off, ${n} users in turn (a bucket per user, ` +
+        `the realistic case): ${percent(spreadRatio)} — ${verdict(spreadRatio >= 0.75)}`,
+    );
+    console.log(
+      `limiter on, 1 user on all ${c} connections (one bucket, whose consumes this instance ` +
+        `runs one after another, so they queue) vs limiter off: ${percent(singleRatio)} — ` +
+        `${verdict(singleRatio >= 0.75)}`,
+    );
+    console.log(`\nCPU per request of the best runs, µs (Linux /proc; 2 cores are shared):\n`);
+    cpu.print(best);
+    console.log(
+      `\nthe limiter's cost per request, ${n} users: ${cpuDelta(cpu.of(best[0]), cpu.of(best[1]))}`,
+    );
+    console.log(
+      `the limiter's cost per request, 1 user: ${cpuDelta(cpu.of(best[0]), cpu.of(best[2]))}`,
+    );
+    console.log(`\nAll runs, in order:\n`);
+    printTable(runs);
+  } finally {
+    await on.shutdown();
+    await off.shutdown();
+    mailer.close();
+    hasher.close();
+    kv.close();
+  }
+}
+
+/** Section 4: `GET /users/me` with an API key vs a Bearer token, same app and accounts. */
+async function apiKeySection(settings: BenchSettings, options: MeasureOptions): Promise<void> {
+  const cores = navigator.hardwareConcurrency;
+  const logger = createLogger({ level: "error" });
+  const config = benchConfig({ BCRYPT_ROUNDS: SETUP_BCRYPT_ROUNDS });
+  const kv = await Deno.openKv(":memory:");
+  const hasher = createBcryptHasher({ rounds: config.bcryptRounds });
+  const mailer = createLogMailer(logger);
+  const app = createApp({ config, kv, clock: createSystemClock(), hasher, mailer, logger });
+  const tally = new StatusTally();
+  const server = startHttpServer({
+    hostname: "127.0.0.1",
+    port: 0,
+    logger,
+    shutdownTimeoutMs: 2000,
+    handler: tally.wrap((req, info) => app.fetch(req, info)),
+  });
+  try {
+    const users = await registerAndLogin(app, SPREAD_USERS, cores);
+    // One key per account, created with its Bearer token as a client would.
+    const keys: string[] = [];
+    for (const user of users) {
+      const res = await app.request("/api-keys", {
+        method: "POST",
+        headers: {
+          "Authorization": `Bearer ${user.token}`,
+          "Content-Type": "application/json",
+          "User-Agent": BENCH_USER_AGENT,
+        },
+        body: JSON.stringify({ name: "bench", scopes: ["profile:read"] }),
+      });
+      const created = await res.json() as { key?: unknown };
+      if (res.status !== 201 || typeof created.key !== "string") {
+        // Never print a key; a refusal's problem body contains none.
+        throw new Error(`bench: POST /api-keys answered ${res.status}`);
+      }
+      keys.push(created.key);
+    }
+    const url = `http://127.0.0.1:${server.addr.port}/users/me`;
+    const bearer = users.map((user) => ({ headers: { "Authorization": `Bearer ${user.token}` } }));
+    const apiKey = keys.map((key) => ({ headers: { "X-API-Key": key } }));
+    for (const [i, user] of users.entries()) {
+      await checkMe(url, bearer[i]?.headers ?? {}, user.email);
+      await checkMe(url, apiKey[i]?.headers ?? {}, user.email);
+    }
+    tally.assertAllOk("GET /users/me before the load");
+    const n = users.length;
+    const targets: Target[] = [
+      { name: `Bearer token, ${n} users in turn`, url, rotate: bearer },
+      { name: `X-API-Key, the same ${n} users in turn`, url, rotate: apiKey },
+    ];
+    const loadOptions: MeasureOptions = {
+      ...options,
+      threads: 1,
+      headers: { "User-Agent": BENCH_USER_AGENT },
+    };
+    await warmUp([url], { ...loadOptions, rotate: [...bearer, ...apiKey] }, tally);
+    const cpu = new CpuMeter();
+    const { best, runs } = await measureAlternating(
+      targets,
+      { ...loadOptions, warmupSeconds: 0 },
+      settings.rounds,
+      cpu.hooks(tally),
+    );
+    console.log(`\n## API keys: GET /users/me with X-API-Key vs a Bearer token\n`);
+    console.log(
+      `One app (rate limits on, raised to ${config.rateLimits.authenticated}), ${n} accounts, ` +
+        `each with one Bearer token and one API key (scope profile:read). ` +
+        `${warmupNote(settings, "server, with both credentials")} Best of ${settings.rounds} ` +
+        `interleaved run(s) per target, by req/s; every response counted by the server ` +
+        `and 200:\n`,
+    );
+    printTable(best);
+    const ratio = (best[1]?.result.rps ?? Number.NaN) / (best[0]?.result.rps ?? Number.NaN);
+    console.log(
+      `\ngoal: X-API-Key ≥ 90% of Bearer throughput: ${percent(ratio)} — ${verdict(ratio >= 0.9)}`,
+    );
+    console.log(`\nCPU per request of the best runs, µs (Linux /proc; 2 cores are shared):\n`);
+    cpu.print(best);
+    console.log(
+      `\nX-API-Key's cost per request beyond Bearer: ${cpuDelta(cpu.of(best[0]), cpu.of(best[1]))}`,
+    );
+    console.log(`\nAll runs, in order:\n`);
+    printTable(runs);
+  } finally {
+    await server.shutdown();
+    // The key service writes buffered usage counts off the request path, every few
+    // seconds of traffic; let a write the last requests started finish before the
+    // store closes under it (a few ms: one small commit per key).
+    await new Promise((resolve) => setTimeout(resolve, USAGE_FLUSH_SETTLE_MS));
+    mailer.close();
+    hasher.close();
+    kv.close();
+  }
+}
+
 async function main(): Promise<void> {
   const settings = readSettings(Deno.args, Deno.env);
   const loader = await resolveLoader(settings.loader);
@@ -1112,8 +1603,12 @@ async function main(): Promise<void> {
       "note: the Deno loader may saturate before the server does; ratios are less reliable than wrk's",
     );
   }
-  if (settings.section !== "auth") await healthSection(settings, options);
-  if (settings.section !== "health") await authSection(settings, options);
+  const runs = (name: SectionName) => settings.section === "all" || settings.section === name;
+  if (runs("health")) await healthSection(settings, options);
+  if (runs("auth")) await authSection(settings, options);
+  if (runs("ratelimit")) await rateLimitSection(settings, options);
+  if (runs("apikeys")) await apiKeySection(settings, options);
+  if (runs("uploads")) await benchUploads();
 }
 
 if (import.meta.main) await main();

@@ -122,6 +122,8 @@ export interface ApiKeyService {
   authenticate(key: string, meta: RequestMeta): Promise<ApiKeyIdentity>;
   /** Writes buffered usage counts to the store. */
   flushUsage(): Promise<void>;
+  /** Waits for a background flush, then writes what is left (shutdown, before the store closes). */
+  drain(): Promise<void>;
 }
 
 /** Dependencies of {@linkcode createApiKeyService}. */
@@ -434,6 +436,11 @@ export function createApiKeyService(deps: ApiKeyDeps): ApiKeyService {
         role: owner.role,
         scopes: record.scopes.filter((s) => current.has(s as never)),
       };
+    },
+
+    async drain() {
+      await flushing;
+      await service.flushUsage();
     },
 
     async flushUsage() {

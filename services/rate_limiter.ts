@@ -124,6 +124,9 @@ export const MAX_BUCKET_KEY_BYTES = 256;
 /** Largest count `parseRateLimit` accepts. */
 const MAX_COUNT = 1_000_000_000;
 
+/** Buckets whose last committed state an instance keeps to skip a read. */
+const MAX_REMEMBERED_BUCKETS = 10_000;
+
 /** Most buckets per consume: `Deno.Kv.getMany` reads at most 10 keys. */
 const MAX_CHECKS = 10;
 
@@ -235,6 +238,15 @@ export function createRateLimiter(deps: RateLimiterDeps): RateLimiter {
   // would only lose versionstamp races to each other (a burst of parallel requests
   // from one user or IP), so only other instances can still contend.
   const queues = new Map<string, Promise<unknown>>();
+  // The last state this instance committed per bucket, newest last (bounded).
+  const recent = new Map<string, Deno.KvEntry<unknown>>();
+  const cacheKey = (key: Deno.KvKey) => JSON.stringify(key);
+  function remember(key: Deno.KvKey, entry: Deno.KvEntry<unknown>): void {
+    const id = cacheKey(key);
+    recent.delete(id);
+    recent.set(id, entry);
+    if (recent.size > MAX_REMEMBERED_BUCKETS) recent.delete(recent.keys().next().value!);
+  }
   function serialized<T>(lockKey: string, task: () => Promise<T>): Promise<T> {
     const previous = queues.get(lockKey) ?? Promise.resolve();
     const run = previous.then(task, task);
@@ -262,10 +274,18 @@ export function createRateLimiter(deps: RateLimiterDeps): RateLimiter {
     const now = clock.now().getTime();
     let last: Evaluated[] = [];
     for (let attempt = 0; attempt < maxAttempts; attempt++) {
-      // Strong read: this decides whether a request may proceed.
-      const entries = await kv.getMany<unknown[]>(keys);
+      // The first attempt may start from what this instance last wrote: the commit's
+      // versionstamp check proves it is still current, and a failed check reads afresh.
+      const remembered = attempt === 0 ? keys.map((k) => recent.get(cacheKey(k))) : [];
+      const fromMemory = remembered.length > 0 && remembered.every((e) => e !== undefined);
+      // Otherwise a strong read: this decides whether a request may proceed.
+      const entries = fromMemory
+        ? remembered as Deno.KvEntryMaybe<unknown>[]
+        : await kv.getMany<unknown[]>(keys);
       const evaluated = buckets.map((b, i) => evaluate(b, entries[i]?.value, now));
       if (evaluated.some((e) => e.tokens + EPSILON < cost)) {
+        // A refusal is never decided from memory: confirm it with a read.
+        if (fromMemory) continue;
         // Nothing is taken, so nothing is written (a refused flood costs reads only),
         // except to replace a malformed record, which would otherwise never refill.
         if (evaluated.some((e) => e.malformed)) {
@@ -293,8 +313,16 @@ export function createRateLimiter(deps: RateLimiterDeps): RateLimiter {
         op.set(keys[i] as Deno.KvKey, state, { expireIn: expiryFor(left, e.bucket.rule) });
         return { ...e, tokens: left };
       });
-      if (await tryCommit(op, attempt)) return allowance(taken);
-      // Lost a race with another consume of an overlapping bucket set: read again.
+      const versionstamp = await tryCommit(op, attempt);
+      if (versionstamp !== null) {
+        taken.forEach((e, i) => {
+          const key = keys[i] as Deno.KvKey;
+          remember(key, { key, value: { tokens: e.tokens, updated_at_ms: e.at }, versionstamp });
+        });
+        return allowance(taken);
+      }
+      // Lost a race (another instance, or an overlapping bucket set): read again.
+      keys.forEach((k) => recent.delete(cacheKey(k)));
     }
     // Fail closed: under this much contention refusing is safer than an unchecked write.
     return refusal(last, cost, now, true);
@@ -340,14 +368,16 @@ export function createRefusalSampler(deps: RefusalSamplerDeps): RefusalSampler {
  * second commit throws "database is locked" and applies nothing, so it is retried
  * like a lost race, after a short jittered pause that lets the other writer finish.
  */
-async function tryCommit(op: Deno.AtomicOperation, attempt: number): Promise<boolean> {
+/** Commits; returns the new versionstamp, or null for a lost race or a busy store. */
+async function tryCommit(op: Deno.AtomicOperation, attempt: number): Promise<string | null> {
   try {
-    return (await op.commit()).ok;
+    const res = await op.commit();
+    return res.ok ? res.versionstamp : null;
   } catch (error) {
     if (!isStoreBusy(error)) throw error;
     const pauseMs = Math.random() * Math.min(BUSY_PAUSE_CAP_MS, 2 ** attempt);
     await new Promise((resolve) => setTimeout(resolve, pauseMs));
-    return false;
+    return null;
   }
 }
 
