@@ -1,22 +1,22 @@
 import { Hono } from "hono";
 import type { AppEnv } from "../middleware/app_env.ts";
+import { authenticate, enforcePasswordExpiry } from "../middleware/auth.ts";
 import { bodyLimit } from "../middleware/body_limit.ts";
 import { corsPolicy } from "../middleware/cors.ts";
 import { notFound, onError } from "../middleware/problem.ts";
+import { rateLimit } from "../middleware/rate_limit.ts";
 import { requestContext } from "../middleware/request_context.ts";
 import { securityHeaders } from "../middleware/security_headers.ts";
-import { authenticate, enforcePasswordExpiry } from "../middleware/auth.ts";
-import { rateLimit } from "../middleware/rate_limit.ts";
 import { createServices } from "../services/container.ts";
 import { apiKeyRoutes } from "./api_keys.ts";
 import { authRoutes } from "./auth.ts";
 import type { Deps, Services } from "./deps.ts";
+import { docsRoutes } from "./docs.ts";
+import { healthRoutes } from "./health.ts";
 import { passwordRoutes } from "./passwords.ts";
 import { sessionRoutes } from "./sessions.ts";
 import { uploadRoutes } from "./uploads.ts";
 import { userRoutes } from "./users.ts";
-import { docsRoutes } from "./docs.ts";
-import { healthRoutes } from "./health.ts";
 
 /**
  * Builds the Bulwark app. The only place that orders middleware, mounts

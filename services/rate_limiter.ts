@@ -7,6 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import type { Clock } from "./clock.ts";
+import { createKeyedQueue } from "./keyed_queue.ts";
 
 /** A token-bucket rule: `limit` tokens per `windowMs`, at most `burst` held. */
 export interface RateLimit {
@@ -237,7 +238,10 @@ export function createRateLimiter(deps: RateLimiterDeps): RateLimiter {
   // Consumes of the same bucket set in this instance run one after another: they
   // would only lose versionstamp races to each other (a burst of parallel requests
   // from one user or IP), so only other instances can still contend.
-  const queues = new Map<string, Promise<unknown>>();
+  // Consumes of the same bucket set in this instance run one after another: they
+  // would only lose versionstamp races to each other (a burst of parallel requests
+  // from one user or IP), so only other instances can still contend.
+  const queue = createKeyedQueue();
   // The last state this instance committed per bucket, newest last (bounded).
   const recent = new Map<string, Deno.KvEntry<unknown>>();
   const cacheKey = (key: Deno.KvKey) => JSON.stringify(key);
@@ -247,22 +251,12 @@ export function createRateLimiter(deps: RateLimiterDeps): RateLimiter {
     recent.set(id, entry);
     if (recent.size > MAX_REMEMBERED_BUCKETS) recent.delete(recent.keys().next().value!);
   }
-  function serialized<T>(lockKey: string, task: () => Promise<T>): Promise<T> {
-    const previous = queues.get(lockKey) ?? Promise.resolve();
-    const run = previous.then(task, task);
-    const settled = run.then(() => {}, () => {});
-    queues.set(lockKey, settled);
-    void settled.then(() => {
-      if (queues.get(lockKey) === settled) queues.delete(lockKey);
-    });
-    return run;
-  }
 
   return {
     async consume(checks, cost = 1) {
       const buckets = prepare(checks, cost);
       const keys = buckets.map((b) => keyFor(b.id));
-      return await serialized(JSON.stringify(keys), () => consumeOnce(buckets, keys, cost));
+      return await queue.run(JSON.stringify(keys), () => consumeOnce(buckets, keys, cost));
     },
   };
 

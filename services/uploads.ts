@@ -14,6 +14,7 @@ import {
   UnsupportedMediaTypeError,
   ValidationError,
 } from "./errors.ts";
+import { createKeyedQueue } from "./keyed_queue.ts";
 import { uploadByUserKey, uploadKey, uploadsByUserPrefix, uploadUsageKey } from "./kv_keys.ts";
 import type { Logger } from "./logger.ts";
 import type { VirusScanner } from "./scanner.ts";
@@ -142,7 +143,14 @@ export function createUploadService(deps: UploadDeps): UploadService {
     return { entry: entry as Deno.KvEntry<UploadRecord>, record };
   }
 
-  async function commit(record: UploadRecord, staged: StagedBlob): Promise<void> {
+  // One owner's uploads and deletes all move one usage counter: queue them per owner.
+  const perOwner = createKeyedQueue();
+
+  function commit(record: UploadRecord, staged: StagedBlob): Promise<void> {
+    return perOwner.run(record.owner_id, () => commitNow(record, staged));
+  }
+
+  async function commitNow(record: UploadRecord, staged: StagedBlob): Promise<void> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const usage = await kv.get<number>(uploadUsageKey(record.owner_id));
       const used = usage.value ?? 0;
@@ -240,33 +248,43 @@ export function createUploadService(deps: UploadDeps): UploadService {
       return { upload: toView(found.record), body };
     },
     async deleteUpload(caller, uploadId, meta) {
-      for (let attempt = 0; attempt < 5; attempt++) {
-        const found = await visibleRecord(caller, uploadId);
-        if (found === null) throw new NotFoundError("No such upload");
-        const { record, entry } = found;
-        const usage = await kv.get<number>(uploadUsageKey(record.owner_id));
-        const op = kv.atomic()
-          .check(entry)
-          .check(usage)
-          .delete(uploadKey(record.id))
-          .delete(uploadByUserKey(record.owner_id, record.id))
-          .set(uploadUsageKey(record.owner_id), Math.max(0, (usage.value ?? 0) - record.size));
-        store.hide(op, record.blob_id);
-        if (!(await op.commit()).ok) continue;
-        // The metadata is gone, so the bytes are unreachable even if this purge fails.
-        await store.purge(record.blob_id);
-        await audit.record({
-          type: "upload.deleted",
-          outcome: "success",
-          userId: caller.userId,
-          meta,
-          details: { upload_id: record.id, owner_id: record.owner_id },
-        });
-        return;
-      }
-      throw new ConflictError("Cannot delete the upload: it keeps changing");
+      const owner = (await visibleRecord(caller, uploadId))?.record.owner_id;
+      if (owner === undefined) throw new NotFoundError("No such upload");
+      await perOwner.run(owner, () => deleteNow(caller, uploadId, meta));
     },
   };
+
+  async function deleteNow(
+    caller: UploadCaller,
+    uploadId: string,
+    meta: RequestMeta,
+  ): Promise<void> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const found = await visibleRecord(caller, uploadId);
+      if (found === null) throw new NotFoundError("No such upload");
+      const { record, entry } = found;
+      const usage = await kv.get<number>(uploadUsageKey(record.owner_id));
+      const op = kv.atomic()
+        .check(entry)
+        .check(usage)
+        .delete(uploadKey(record.id))
+        .delete(uploadByUserKey(record.owner_id, record.id))
+        .set(uploadUsageKey(record.owner_id), Math.max(0, (usage.value ?? 0) - record.size));
+      store.hide(op, record.blob_id);
+      if (!(await op.commit()).ok) continue;
+      // The metadata is gone, so the bytes are unreachable even if this purge fails.
+      await store.purge(record.blob_id);
+      await audit.record({
+        type: "upload.deleted",
+        outcome: "success",
+        userId: caller.userId,
+        meta,
+        details: { upload_id: record.id, owner_id: record.owner_id },
+      });
+      return;
+    }
+    throw new ConflictError("Cannot delete the upload: it keeps changing");
+  }
 }
 
 /**

@@ -5,7 +5,16 @@ import { createClamdScanner } from "../../services/scanner.ts";
 import { assert, assertEquals, assertMatch } from "../_assert.ts";
 import { clamdUnavailableReason, startClamd } from "../_clamd.ts";
 import { EICAR, jpeg, pdf, png, streamedUpload, zip } from "../_files.ts";
-import { bearer, FakeClock, json, jsonInit, makeDeps, memoryLogger, signUp } from "../_helpers.ts";
+import {
+  bearer,
+  FakeClock,
+  json,
+  jsonInit,
+  makeDeps,
+  memoryLogger,
+  openWorld,
+  signUp,
+} from "../_helpers.ts";
 import type { VirusScanner } from "../../services/scanner.ts";
 
 type StoreKind = "file" | "kv";
@@ -543,4 +552,16 @@ Deno.test({
       scanner.close();
     }
   },
+});
+
+Deno.test("parallel uploads of one user all land (the usage counter is not a contention point)", async () => {
+  using w = await openWorld({ RATE_LIMIT_UPLOADS: "1000/minute" });
+  const s = await signUp(w.app);
+  const results = await Promise.all(Array.from({ length: 8 }, (_, i) => {
+    const form = new FormData();
+    form.append("file", new File([png() as BlobPart], `p${i}.png`, { type: "image/png" }));
+    return w.app.request("/uploads", { method: "POST", body: form, headers: bearer(s.access) });
+  }));
+  assertEquals(results.map((r) => r.status), Array(8).fill(201));
+  await Promise.all(results.map((r) => r.body?.cancel()));
 });
