@@ -28,28 +28,11 @@ export interface SmtpSinkOptions {
   tls?: "starttls" | "smtps";
 }
 
-/** Reports whether {@linkcode startSmtpSink} can run here (`/usr/bin/python3` with aiosmtpd). */
-export async function smtpAvailable(): Promise<boolean> {
+/** True when `command args…` runs and exits 0; a missing binary is simply false. */
+async function commandSucceeds(command: string, args: string[]): Promise<boolean> {
   try {
-    const { success } = await new Deno.Command(PYTHON, {
-      args: ["-c", "import aiosmtpd"],
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return success;
-  } catch (error) {
-    // A missing interpreter means "not available", which is the answer, not a failure.
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
-}
-
-/** Reports whether `openssl` is on PATH, which the `tls` option of {@linkcode startSmtpSink} needs. */
-export async function opensslAvailable(): Promise<boolean> {
-  try {
-    const { success } = await new Deno.Command("openssl", {
-      args: ["version"],
+    const { success } = await new Deno.Command(command, {
+      args,
       stdin: "null",
       stdout: "null",
       stderr: "null",
@@ -60,6 +43,16 @@ export async function opensslAvailable(): Promise<boolean> {
     if (error instanceof Deno.errors.NotFound) return false;
     throw error;
   }
+}
+
+/** Reports whether {@linkcode startSmtpSink} can run here (`/usr/bin/python3` with aiosmtpd). */
+export function smtpAvailable(): Promise<boolean> {
+  return commandSucceeds(PYTHON, ["-c", "import aiosmtpd"]);
+}
+
+/** Reports whether `openssl` is on PATH, which the `tls` option of {@linkcode startSmtpSink} needs. */
+export function opensslAvailable(): Promise<boolean> {
+  return commandSucceeds("openssl", ["version"]);
 }
 
 /**
