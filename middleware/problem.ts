@@ -87,7 +87,7 @@ export function problemResponse(c: Context<AppEnv>, init: ProblemInit): Response
   headers.set("Content-Type", "application/problem+json; charset=utf-8");
   if (type.status === 401) {
     // RFC 6750 §3: name the scheme; add error="invalid_token" only when a token was presented.
-    const presented = init.code !== "invalid_credentials" && c.get("authError") != null;
+    const presented = init.code !== "invalid_credentials" && (c.get("authError") ?? null) !== null;
     headers.set("WWW-Authenticate", presented ? `Bearer error="invalid_token"` : "Bearer");
   }
   if (init.retryAfter !== undefined) {
