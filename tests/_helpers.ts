@@ -1,4 +1,7 @@
 import { createApp } from "../routes/app.ts";
+import { createServices } from "../services/container.ts";
+import type { Role } from "../services/permissions.ts";
+import { assertEquals } from "./_assert.ts";
 import type { Deps } from "../routes/deps.ts";
 import type { Clock } from "../services/clock.ts";
 import { type Config, type ConfigIo, loadConfig } from "../services/config.ts";
@@ -243,4 +246,39 @@ export async function auditEvents(kv: Deno.Kv, type?: string): Promise<StoredAud
 /** The types of every stored audit event. */
 export async function auditTypes(kv: Deno.Kv): Promise<string[]> {
   return (await auditEvents(kv)).map((e) => e.type);
+}
+
+/**
+ * Asserts an RFC 9457 refusal: status, media type, `code`, and the members every
+ * problem carries. Returns the body for further checks.
+ */
+export async function assertProblem(
+  res: Response,
+  status: number,
+  code: string,
+): Promise<Record<string, unknown>> {
+  assertEquals(res.status, status, await res.clone().text());
+  assertEquals(res.headers.get("content-type"), "application/problem+json; charset=utf-8");
+  const body = await json(res);
+  assertEquals(body.code, code);
+  assertEquals(body.status, status);
+  assertEquals(typeof body.title, "string");
+  assertEquals(typeof body.detail, "string");
+  assertEquals(body.request_id, res.headers.get("x-request-id"));
+  return body;
+}
+
+/** Gives a signed-up user `role` and logs in again; returns the new access token. */
+export async function promote(
+  world: { deps: Deps; app: Requester },
+  user: { id: string; user: { email: string; password: string } },
+  role: Role,
+): Promise<string> {
+  await createServices(world.deps).users.updateUser(user.id, (u) => ({ ...u, role }));
+  const res = await world.app.request(
+    "/auth/login",
+    jsonInit("POST", { email: user.user.email, password: user.user.password }),
+  );
+  if (res.status !== 200) throw new Error(`login after promotion failed: ${res.status}`);
+  return String((await json(res)).access_token);
 }

@@ -1,22 +1,14 @@
 import { requirePermission, requireRole } from "../../middleware/auth.ts";
-import { createServices } from "../../services/container.ts";
 import { assert, assertEquals } from "../_assert.ts";
-import { auditTypes, bearer, json, jsonInit, openWorld, signUp } from "../_helpers.ts";
+import { auditTypes, bearer, json, openWorld, promote, signUp } from "../_helpers.ts";
 
 Deno.test("requireRole() and requirePermission() guard routes by hierarchy and scope", async (t) => {
   using w = await openWorld();
   w.app.get("/probe/moderation", requireRole("moderator"), (c) => c.json({ ok: true }));
   w.app.get("/probe/audit", requirePermission("audit:read"), (c) => c.json({ ok: true }));
   w.app.get("/probe/profile", requirePermission("profile:read"), (c) => c.json({ ok: true }));
-  const services = createServices(w.deps);
   const user = await signUp(w.app);
-  const mod = await signUp(w.app);
-  await services.users.updateUser(mod.id, (u) => ({ ...u, role: "moderator" }));
-  const modLogin = await w.app.request(
-    "/auth/login",
-    jsonInit("POST", { email: mod.user.email, password: mod.user.password }),
-  );
-  const modToken = String((await json(modLogin)).access_token);
+  const modToken = await promote(w, await signUp(w.app), "moderator");
 
   await t.step("anonymous callers get 401", async () => {
     assertEquals((await w.app.request("/probe/moderation")).status, 401);

@@ -1,24 +1,19 @@
-import { createApp } from "../../routes/app.ts";
 import { createServices } from "../../services/container.ts";
 import { assert, assertEquals, assertMatch } from "../_assert.ts";
 import {
   auditTypes,
   bearer,
-  FakeClock,
   json,
   jsonInit,
-  makeDeps,
+  openWorld,
   peer,
+  promote,
   signUp,
 } from "../_helpers.ts";
 
 async function world(env: Record<string, string> = {}) {
-  const kv = await Deno.openKv(":memory:");
-  const clock = new FakeClock();
-  const deps = makeDeps({ kv, clock, env });
-  const app = createApp(deps);
-  const owner = await signUp(app);
-  return { kv, clock, deps, app, owner, [Symbol.dispose]: () => kv.close() };
+  const w = await openWorld(env);
+  return Object.assign(w, { owner: await signUp(w.app) });
 }
 
 type World = Awaited<ReturnType<typeof world>>;
@@ -239,12 +234,7 @@ Deno.test("a key never reaches beyond what its owner holds now", async (t) => {
   const services = createServices(w.deps);
   const meta = { ip: "203.0.113.9", userAgent: "test", requestId: "r" };
   await t.step("an admin key's admin scopes go away when the owner is demoted", async () => {
-    await services.users.updateUser(w.owner.id, (u) => ({ ...u, role: "admin" }));
-    const relog = await w.app.request(
-      "/auth/login",
-      jsonInit("POST", { email: w.owner.user.email, password: w.owner.user.password }),
-    );
-    const adminToken = String((await json(relog)).access_token);
+    const adminToken = await promote(w, w.owner, "admin");
     const created = await w.app.request(
       "/api-keys",
       jsonInit(

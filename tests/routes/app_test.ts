@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { validate } from "../../middleware/validate.ts";
 import { assert, assertEquals, assertMatch } from "../_assert.ts";
-import { json, makeApp, makeDeps, peer } from "../_helpers.ts";
+import { assertProblem, json, makeApp, makeDeps, peer } from "../_helpers.ts";
 import { createApp } from "../../routes/app.ts";
 
 const SECURITY_HEADERS: Record<string, string | RegExp> = {
@@ -38,22 +38,6 @@ function appWithProbes(kv: Deno.Kv, env: Record<string, string> = {}) {
     throw new Error("secret internal detail at /srv/app/services/x.ts");
   });
   return { app, deps };
-}
-
-async function assertProblem(
-  res: Response,
-  status: number,
-  code: string,
-): Promise<Record<string, unknown>> {
-  assertEquals(res.status, status);
-  assertEquals(res.headers.get("content-type"), "application/problem+json; charset=utf-8");
-  const body = await json(res);
-  assertEquals(body.code, code);
-  assertEquals(body.status, status);
-  assertEquals(typeof body.title, "string");
-  assertEquals(typeof body.detail, "string");
-  assertEquals(body.request_id, res.headers.get("x-request-id"));
-  return body;
 }
 
 Deno.test("GET /health answers 200 with every security header", async () => {

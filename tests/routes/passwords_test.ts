@@ -1,6 +1,7 @@
 import { sha256 } from "../../services/fingerprint.ts";
 import { assert, assertEquals, assertMatch, assertNotEquals } from "../_assert.ts";
 import {
+  assertProblem,
   auditEvents,
   bearer,
   GOOD_PASSWORD,
@@ -100,12 +101,6 @@ function change(
     "/auth/password/change",
     jsonInit("POST", { current_password: current, new_password: next }, bearer(access)),
   ));
-}
-
-async function assertProblem(res: Response, status: number, code: string): Promise<void> {
-  assertEquals(res.status, status);
-  assertMatch(res.headers.get("content-type") ?? "", /^application\/problem\+json/);
-  assertEquals((await json(res)).code, code);
 }
 
 Deno.test("POST /auth/password/forgot answers 202 whether or not the account exists", async (t) => {

@@ -4,7 +4,7 @@
 import { createServices } from "../../services/container.ts";
 import { assert, assertEquals } from "../_assert.ts";
 import { png } from "../_files.ts";
-import { bearer, json, jsonInit, openWorld, peer, signUp } from "../_helpers.ts";
+import { bearer, json, jsonInit, openWorld, peer, promote, signUp } from "../_helpers.ts";
 
 function claims(token: string): Record<string, unknown> {
   return JSON.parse(
@@ -139,13 +139,7 @@ Deno.test("an admin's narrowly scoped key has no admin reach over other users' u
   });
   assertEquals(up.status, 201);
   const uploadId = String((await json(up)).id);
-  const admin = await signUp(w.app);
-  await createServices(w.deps).users.updateUser(admin.id, (u) => ({ ...u, role: "admin" }));
-  const relog = await w.app.request(
-    "/auth/login",
-    jsonInit("POST", { email: admin.user.email, password: admin.user.password }),
-  );
-  const adminToken = String((await json(relog)).access_token);
+  const adminToken = await promote(w, await signUp(w.app), "admin");
   assertEquals(
     (await w.app.request(`/uploads/${uploadId}`, { headers: bearer(adminToken) })).status,
     200,

@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertMatch, assertNotEquals } from "../_assert.ts";
 import {
+  assertProblem,
   auditEvents,
   bearer,
   json,
@@ -84,12 +85,6 @@ async function refreshOk(
   return { access: String(body.access_token), refresh: String(body.refresh_token), body };
 }
 
-async function assertRefused(res: Response, code: string): Promise<void> {
-  assertEquals(res.status, 401);
-  assertMatch(res.headers.get("content-type") ?? "", /^application\/problem\+json/);
-  assertEquals((await json(res)).code, code);
-}
-
 Deno.test("GET /auth/sessions lists the caller's sessions", async (t) => {
   using w = await openWorld();
   const user = randomUser();
@@ -152,7 +147,7 @@ Deno.test("GET /auth/sessions lists the caller's sessions", async (t) => {
   });
   await t.step("401 without a token", async () => {
     const res = await w.app.request("/auth/sessions");
-    await assertRefused(res, "token_invalid");
+    await assertProblem(res, 401, "token_invalid");
   });
 });
 
@@ -201,8 +196,8 @@ Deno.test("DELETE /auth/sessions/{id} revokes one of my sessions", async (t) => 
     assertEquals(res.status, 204);
     assertEquals(await res.text(), "");
     const me = await w.app.request("/users/me", { headers: bearer(second.access) });
-    await assertRefused(me, "token_revoked");
-    await assertRefused(await refresh(w, second.refresh), "token_revoked");
+    await assertProblem(me, 401, "token_revoked");
+    await assertProblem(await refresh(w, second.refresh), 401, "token_revoked");
   });
   await t.step("the calling session is untouched and the revocation is audited", async () => {
     assertEquals((await w.app.request("/users/me", { headers: bearer(s.access) })).status, 200);
@@ -224,8 +219,9 @@ Deno.test("DELETE /auth/sessions/{id} revokes one of my sessions", async (t) => 
       headers: bearer(s.access),
     });
     assertEquals(res.status, 204);
-    await assertRefused(
+    await assertProblem(
       await w.app.request("/users/me", { headers: bearer(s.access) }),
+      401,
       "token_revoked",
     );
   });
@@ -249,9 +245,10 @@ Deno.test("a login past MAX_SESSIONS_PER_USER evicts the oldest session", async 
   assertEquals(live.length, 5);
   assert(!live.includes(first.sessionId), "the oldest session is gone");
   for (const s of sessions.slice(1)) assert(live.includes(s.sessionId));
-  await assertRefused(await refresh(w, first.refresh), "token_revoked");
-  await assertRefused(
+  await assertProblem(await refresh(w, first.refresh), 401, "token_revoked");
+  await assertProblem(
     await w.app.request("/users/me", { headers: bearer(first.access) }),
+    401,
     "token_revoked",
   );
   const second = sessions[1]!;
@@ -284,12 +281,12 @@ Deno.test("a session idle past SESSION_IDLE_MINUTES can no longer be refreshed",
     const kept = await refreshOk(w, s.refresh);
     // Idle time counts from the last refresh, not from the login.
     w.clock.advance(60 * MINUTE + 1);
-    await assertRefused(await refresh(w, kept.refresh), "token_expired");
+    await assertProblem(await refresh(w, kept.refresh), 401, "token_expired");
     const events = await auditEvents(w.kv, "session.idle_timeout");
     assertEquals(events.map((e) => e.details.session_id), [s.sessionId]);
     assertEquals(events[0]?.outcome, "failure");
     // Revoked, not merely refused: a later attempt finds no session.
-    await assertRefused(await refresh(w, kept.refresh), "token_revoked");
+    await assertProblem(await refresh(w, kept.refresh), 401, "token_revoked");
   });
 });
 
@@ -307,7 +304,7 @@ Deno.test("a session ends at its absolute lifetime", async (t) => {
       token = next.refresh;
     }
     w.clock.advance(12 * HOUR - elapsed);
-    await assertRefused(await refresh(w, token), "token_expired");
+    await assertProblem(await refresh(w, token), 401, "token_expired");
   });
   await t.step("the 12-hour end is exact on the clock", async () => {
     // Idle timeout off the table (30 days) so only the absolute lifetime applies.
@@ -317,7 +314,7 @@ Deno.test("a session ends at its absolute lifetime", async (t) => {
     const next = await refreshOk(w, s.refresh);
     assertEquals(next.body.refresh_expires_in, 0);
     w.clock.advance(1);
-    await assertRefused(await refresh(w, next.refresh), "token_expired");
+    await assertProblem(await refresh(w, next.refresh), 401, "token_expired");
   });
   await t.step("with remember_me it outlives 12 hours and ends after 7 days", async () => {
     using w = await openWorld({ SESSION_IDLE_MINUTES: "43200" });
@@ -328,7 +325,7 @@ Deno.test("a session ends at its absolute lifetime", async (t) => {
     const next = await refreshOk(w, s.refresh);
     assertEquals(next.body.refresh_expires_in, (7 * DAY - 12 * HOUR - MINUTE) / 1000);
     w.clock.advance(7 * DAY - 12 * HOUR - MINUTE);
-    await assertRefused(await refresh(w, next.refresh), "token_expired");
+    await assertProblem(await refresh(w, next.refresh), 401, "token_expired");
   });
   await t.step("with remember_me and the default idle timeout, kept alive for a day", async () => {
     using w = await openWorld();
@@ -350,14 +347,16 @@ Deno.test("a refresh from another client revokes the session", async (t) => {
     const ua = "Mozilla/5.0 (Macintosh) Safari/605.1.15";
     const s = await login(w, user, { userAgent: ua });
     const next = await refreshOk(w, s.refresh, { userAgent: ua });
-    await assertRefused(
+    await assertProblem(
       await refresh(w, next.refresh, { userAgent: "curl/8.9.1" }),
+      401,
       "token_revoked",
     );
     // The rightful client is cut off too: the token may have been copied.
-    await assertRefused(await refresh(w, next.refresh, { userAgent: ua }), "token_revoked");
-    await assertRefused(
+    await assertProblem(await refresh(w, next.refresh, { userAgent: ua }), 401, "token_revoked");
+    await assertProblem(
       await w.app.request("/users/me", { headers: bearer(next.access) }),
+      401,
       "token_revoked",
     );
     const events = await auditEvents(w.kv, "session.fingerprint_mismatch");
@@ -379,8 +378,16 @@ Deno.test("a refresh from another client revokes the session", async (t) => {
     const roamed = await refreshOk(w, s.refresh, { ip: "203.0.113.250" });
     const session = (await listSessions(w, roamed.access)).find((x) => x.id === s.sessionId);
     assertEquals(session?.ip, "203.0.113.250", "the list shows the latest address");
-    await assertRefused(await refresh(w, roamed.refresh, { ip: "203.0.114.7" }), "token_revoked");
-    await assertRefused(await refresh(w, roamed.refresh, { ip: "203.0.113.7" }), "token_revoked");
+    await assertProblem(
+      await refresh(w, roamed.refresh, { ip: "203.0.114.7" }),
+      401,
+      "token_revoked",
+    );
+    await assertProblem(
+      await refresh(w, roamed.refresh, { ip: "203.0.113.7" }),
+      401,
+      "token_revoked",
+    );
     const events = await auditEvents(w.kv, "session.fingerprint_mismatch");
     assertEquals(events.map((e) => e.details.session_id), [s.sessionId]);
   });
@@ -534,11 +541,12 @@ Deno.test("cookie mode keeps the refresh token in a __Host- cookie behind CSRF",
         refresh: cookies.get(REFRESH_COOKIE)!.value,
         csrf: cookies.get(CSRF_COOKIE)!.value,
       };
-      await assertRefused(
+      await assertProblem(
         await cookieRefresh(w, { refresh: jar.refresh, csrf: next.csrf }, next.csrf),
+        401,
         "token_revoked",
       );
-      await assertRefused(await cookieRefresh(w, next, next.csrf), "token_revoked");
+      await assertProblem(await cookieRefresh(w, next, next.csrf), 401, "token_revoked");
     },
   );
   await t.step(
@@ -564,9 +572,10 @@ Deno.test("cookie mode keeps the refresh token in a __Host- cookie behind CSRF",
         assertEquals(cookie.attributes.get("path"), "/");
         assert(cookie.attributes.has("secure"));
       }
-      await assertRefused(await cookieRefresh(w, jar, jar.csrf), "token_revoked");
-      await assertRefused(
+      await assertProblem(await cookieRefresh(w, jar, jar.csrf), 401, "token_revoked");
+      await assertProblem(
         await w.app.request("/users/me", { headers: bearer(String(body.access_token)) }),
+        401,
         "token_revoked",
       );
     },
@@ -582,7 +591,7 @@ Deno.test("cookie mode keeps the refresh token in a __Host- cookie behind CSRF",
     ];
     for (const value of forged) {
       const res = await cookieRefresh(w, { refresh: value, csrf: jar.csrf }, jar.csrf);
-      await assertRefused(res, "token_invalid");
+      await assertProblem(res, 401, "token_invalid");
     }
     // None of it touched the real session.
     assertEquals((await cookieRefresh(w, jar, jar.csrf)).status, 200);
@@ -605,9 +614,9 @@ Deno.test({
       csrf: cookies.get(CSRF_COOKIE)!.value,
     };
     // …then the victim's browser sends the pair it still holds, header read from its cookie.
-    await assertRefused(await cookieRefresh(w, jar, jar.csrf), "token_revoked");
+    await assertProblem(await cookieRefresh(w, jar, jar.csrf), 401, "token_revoked");
     // RFC 9700 §4.14.2: the whole session ends, the thief's copy included.
-    await assertRefused(await cookieRefresh(w, thief, thief.csrf), "token_revoked");
+    await assertProblem(await cookieRefresh(w, thief, thief.csrf), 401, "token_revoked");
     assertEquals((await auditEvents(w.kv, "auth.refresh_reuse_detected")).length, 1);
   },
 });
@@ -629,7 +638,7 @@ Deno.test("POST /auth/refresh refuses injection payloads", async (t) => {
       ]
     ) {
       const res = await refresh(w, junk);
-      await assertRefused(res, "token_invalid");
+      await assertProblem(res, 401, "token_invalid");
     }
   });
   await t.step("non-string and oversized tokens are 422 validation_failed", async () => {

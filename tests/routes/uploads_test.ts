@@ -1,11 +1,11 @@
 import { createHash } from "node:crypto";
 import { createApp } from "../../routes/app.ts";
-import { createServices } from "../../services/container.ts";
 import { createClamdScanner } from "../../services/scanner.ts";
 import { assert, assertEquals, assertMatch } from "../_assert.ts";
 import { clamdUnavailableReason, startClamd } from "../_clamd.ts";
 import { EICAR, jpeg, pdf, png, streamedUpload, zip } from "../_files.ts";
 import {
+  assertProblem,
   bearer,
   FakeClock,
   json,
@@ -13,6 +13,7 @@ import {
   makeDeps,
   memoryLogger,
   openWorld,
+  promote,
   signUp,
 } from "../_helpers.ts";
 import type { VirusScanner } from "../../services/scanner.ts";
@@ -98,22 +99,6 @@ async function storedBlobs(w: World, store: StoreKind): Promise<string[]> {
     }
   }
   return names;
-}
-
-async function assertProblem(res: Response, status: number, code: string): Promise<void> {
-  assertEquals(res.status, status, await res.clone().text());
-  assertMatch(res.headers.get("content-type") ?? "", /^application\/problem\+json/);
-  assertEquals((await json(res)).code, code);
-}
-
-async function asAdmin(w: World): Promise<string> {
-  const admin = await signUp(w.app);
-  await createServices(w.deps).users.updateUser(admin.id, (u) => ({ ...u, role: "admin" }));
-  const relog = await w.app.request(
-    "/auth/login",
-    jsonInit("POST", { email: admin.user.email, password: admin.user.password }),
-  );
-  return String((await json(relog)).access_token);
 }
 
 function sha256(bytes: Uint8Array): string {
@@ -417,7 +402,7 @@ for (const store of ["file", "kv"] as const) {
       await read.body?.cancel();
     });
     await t.step("an admin can read and delete it", async () => {
-      const admin = await asAdmin(w);
+      const admin = await promote(w, await signUp(w.app), "admin");
       const res = await w.app.request(paths[1]!, { headers: bearer(admin) });
       assertEquals(res.status, 200);
       await res.body?.cancel();
