@@ -1,6 +1,6 @@
-import type { Principal } from "../services/auth.ts";
-import type { AppError } from "../services/errors.ts";
-import type { Logger } from "../services/logger.ts";
+import type { Principal } from "../services/auth/auth.ts";
+import type { AppError } from "../services/core/errors.ts";
+import type { Logger } from "../services/core/logger.ts";
 
 /** Bindings passed by `Deno.serve` as the second handler argument. */
 export interface ServerBindings {

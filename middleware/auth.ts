@@ -1,7 +1,7 @@
 import type { Context, MiddlewareHandler } from "hono";
-import type { AuditService, RequestMeta } from "../services/audit.ts";
-import type { ApiKeyService } from "../services/api_keys.ts";
-import type { AuthService, Principal, SessionPrincipal } from "../services/auth.ts";
+import type { AuditService, RequestMeta } from "../services/core/audit.ts";
+import type { ApiKeyService } from "../services/api_keys/api_keys.ts";
+import type { AuthService, Principal, SessionPrincipal } from "../services/auth/auth.ts";
 import {
   ForbiddenError,
   InsufficientScopeError,
@@ -10,8 +10,13 @@ import {
   TokenExpiredError,
   TokenInvalidError,
   TokenRevokedError,
-} from "../services/errors.ts";
-import { hasRole, type Permission, permissionsOf, type Role } from "../services/permissions.ts";
+} from "../services/core/errors.ts";
+import {
+  hasRole,
+  type Permission,
+  permissionsOf,
+  type Role,
+} from "../services/auth/permissions.ts";
 import type { AppEnv } from "./app_env.ts";
 
 /** Options of {@linkcode authenticate}. */

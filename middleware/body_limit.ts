@@ -1,6 +1,6 @@
 import type { MiddlewareHandler } from "hono";
 import { bodyLimit as honoBodyLimit } from "hono/body-limit";
-import { PayloadTooLargeError } from "../services/errors.ts";
+import { PayloadTooLargeError } from "../services/core/errors.ts";
 import type { AppEnv } from "./app_env.ts";
 
 /** Options of {@linkcode bodyLimit}. */

@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { AppError, type FieldError } from "../services/errors.ts";
+import { AppError, type FieldError } from "../services/core/errors.ts";
 import type { AppEnv } from "./app_env.ts";
 
 interface ProblemType {

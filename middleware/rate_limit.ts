@@ -1,5 +1,9 @@
 import type { MiddlewareHandler } from "hono";
-import { rateLimitHeaders, type RatePolicy, type RateTier } from "../services/rate_policy.ts";
+import {
+  rateLimitHeaders,
+  type RatePolicy,
+  type RateTier,
+} from "../services/limits/rate_policy.ts";
 import type { AppEnv } from "./app_env.ts";
 import { requestMeta } from "./auth.ts";
 

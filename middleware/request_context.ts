@@ -1,7 +1,7 @@
 import type { MiddlewareHandler } from "hono";
 import { routePath } from "hono/route";
-import { resolveClientIp } from "../services/client_ip.ts";
-import type { Logger } from "../services/logger.ts";
+import { resolveClientIp } from "../services/limits/client_ip.ts";
+import type { Logger } from "../services/core/logger.ts";
 import type { AppEnv } from "./app_env.ts";
 
 /** Options of {@linkcode requestContext}. */

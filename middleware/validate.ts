@@ -1,7 +1,7 @@
 import type { MiddlewareHandler, ValidationTargets } from "hono";
 import { validator } from "hono-openapi";
 import type { z } from "zod";
-import { UnsupportedMediaTypeError, ValidationError } from "../services/errors.ts";
+import { UnsupportedMediaTypeError, ValidationError } from "../services/core/errors.ts";
 
 type Target = keyof ValidationTargets;
 

@@ -9,7 +9,7 @@ import {
   requireSessionAuth,
 } from "../middleware/auth.ts";
 import { validate } from "../middleware/validate.ts";
-import { NotFoundError } from "../services/errors.ts";
+import { NotFoundError } from "../services/core/errors.ts";
 import type { Deps, Services } from "./deps.ts";
 
 const CreateBody = z.strictObject({

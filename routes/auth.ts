@@ -5,13 +5,13 @@ import { z } from "zod";
 import type { AppEnv } from "../middleware/app_env.ts";
 import { requestMeta, requireSession, requireSessionAuth } from "../middleware/auth.ts";
 import { isJsonContentType, parseInput, validate } from "../middleware/validate.ts";
-import type { IssuedTokens, LoginInput, RefreshInput } from "../services/auth.ts";
+import type { IssuedTokens, LoginInput, RefreshInput } from "../services/auth/auth.ts";
 import {
   MalformedJsonError,
   UnsupportedMediaTypeError,
   ValidationError,
-} from "../services/errors.ts";
-import { normalizeEmail } from "../services/users.ts";
+} from "../services/core/errors.ts";
+import { normalizeEmail } from "../services/identity/users.ts";
 import type { Deps, Services } from "./deps.ts";
 
 const Email = z.string().trim().max(254).pipe(z.email());

@@ -2,9 +2,7 @@ import { type Hono, Hono as HonoApp } from "hono";
 import { openAPIRouteHandler } from "hono-openapi";
 import type { AppEnv } from "../middleware/app_env.ts";
 import type { Deps } from "./deps.ts";
-
-/** The version reported by `--version` and the OpenAPI document. */
-export const VERSION = "0.1.0";
+import { VERSION } from "../version.ts";
 
 /**
  * `GET /openapi.json`, generated from the routes' own zod schemas, and

@@ -2,7 +2,7 @@ import { Hono } from "hono";
 import { describeRoute, resolver } from "hono-openapi";
 import { z } from "zod";
 import type { AppEnv } from "../middleware/app_env.ts";
-import { createHealthService } from "../services/health.ts";
+import { createHealthService } from "../services/core/health.ts";
 import type { Deps } from "./deps.ts";
 
 const StatusSchema = z.object({ status: z.enum(["ok", "unavailable"]) });

@@ -4,7 +4,7 @@ import { z } from "zod";
 import type { AppEnv } from "../middleware/app_env.ts";
 import { requestMeta, requireSession, requireSessionAuth } from "../middleware/auth.ts";
 import { validate } from "../middleware/validate.ts";
-import { normalizeEmail } from "../services/users.ts";
+import { normalizeEmail } from "../services/identity/users.ts";
 import type { Deps, Services } from "./deps.ts";
 import { sendTokens } from "./auth.ts";
 

@@ -4,10 +4,10 @@ import { z } from "zod";
 import type { AppEnv } from "../middleware/app_env.ts";
 import { requestMeta, requirePermission, requirePrincipal } from "../middleware/auth.ts";
 import { validate } from "../middleware/validate.ts";
-import { NotFoundError, PayloadTooLargeError } from "../services/errors.ts";
-import { streamUploadField } from "../services/multipart.ts";
-import { hasRole } from "../services/permissions.ts";
-import { contentDisposition, type UploadCaller } from "../services/uploads.ts";
+import { NotFoundError, PayloadTooLargeError } from "../services/core/errors.ts";
+import { streamUploadField } from "../services/uploads/multipart.ts";
+import { hasRole } from "../services/auth/permissions.ts";
+import { contentDisposition, type UploadCaller } from "../services/uploads/uploads.ts";
 import type { Deps, Services } from "./deps.ts";
 
 const UploadParam = z.strictObject({ id: z.string().regex(/^[A-Za-z0-9_-]{22}$/) });

@@ -2,7 +2,7 @@ import { Hono } from "hono";
 import { describeRoute } from "hono-openapi";
 import type { AppEnv } from "../middleware/app_env.ts";
 import { requirePermission, requirePrincipal } from "../middleware/auth.ts";
-import { toPublicUser } from "../services/users.ts";
+import { toPublicUser } from "../services/identity/users.ts";
 import type { Deps, Services } from "./deps.ts";
 
 /** `/users/*`: the caller's own account. */

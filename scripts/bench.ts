@@ -45,12 +45,12 @@ import { benchUploads } from "./bench_uploads.ts";
 import { Hono } from "hono";
 import type { AppEnv } from "../middleware/app_env.ts";
 import { createApp } from "../routes/app.ts";
-import { createSystemClock } from "../services/clock.ts";
-import { type Config, type ConfigIo, loadConfig } from "../services/config.ts";
-import { startHttpServer } from "../services/http_server.ts";
-import { createLogger } from "../services/logger.ts";
-import { createLogMailer } from "../services/mailer.ts";
-import { createBcryptHasher } from "../services/password_hasher.ts";
+import { createSystemClock } from "../services/core/clock.ts";
+import { type Config, type ConfigIo, loadConfig } from "../services/config/config.ts";
+import { startHttpServer } from "../server/http_server.ts";
+import { createLogger } from "../services/core/logger.ts";
+import { createLogMailer } from "../services/mail/mailer.ts";
+import { createBcryptHasher } from "../services/identity/password_hasher.ts";
 import type { LoadResult, LoadSpec, RequestVariant } from "./_load.ts";
 
 /** Which process generates the load. */

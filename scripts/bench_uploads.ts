@@ -10,12 +10,12 @@
  * Run alone with `deno run -A scripts/bench_uploads.ts`.
  */
 import { createApp } from "../routes/app.ts";
-import { createSystemClock } from "../services/clock.ts";
-import { loadConfig } from "../services/config.ts";
-import { startHttpServer } from "../services/http_server.ts";
-import { createLogger } from "../services/logger.ts";
-import { createLogMailer } from "../services/mailer.ts";
-import { createBcryptHasher } from "../services/password_hasher.ts";
+import { createSystemClock } from "../services/core/clock.ts";
+import { loadConfig } from "../services/config/config.ts";
+import { startHttpServer } from "../server/http_server.ts";
+import { createLogger } from "../services/core/logger.ts";
+import { createLogMailer } from "../services/mail/mailer.ts";
+import { createBcryptHasher } from "../services/identity/password_hasher.ts";
 
 /** Options of {@linkcode benchUploads}. */
 export interface UploadBenchOptions {

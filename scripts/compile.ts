@@ -81,13 +81,18 @@ export function parseCompileArgs(args: readonly string[], baseDir: string): Comp
   return { kind: "compile", options };
 }
 
-/** Every `services/*_worker.ts` below `rootDir`, relative and sorted, for `--include`. */
+/** Every `*_worker.ts` anywhere below `services/`, relative and sorted, for `--include`. */
 export async function findWorkerModules(rootDir: string = ROOT_DIR): Promise<string[]> {
   const found: string[] = [];
-  try {
-    for await (const entry of Deno.readDir(join(rootDir, "services"))) {
-      if (entry.isFile && entry.name.endsWith("_worker.ts")) found.push(`services/${entry.name}`);
+  async function walk(dir: string): Promise<void> {
+    for await (const entry of Deno.readDir(join(rootDir, dir))) {
+      const path = `${dir}/${entry.name}`;
+      if (entry.isDirectory) await walk(path);
+      else if (entry.isFile && entry.name.endsWith("_worker.ts")) found.push(path);
     }
+  }
+  try {
+    await walk("services");
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   }

@@ -1,22 +1,22 @@
-import { type ApiKeyService, createApiKeyService } from "./api_keys.ts";
-import { type AuditService, createAuditService } from "./audit.ts";
-import { type AuthService, createAuthService } from "./auth.ts";
-import { type BlobStore, createFileBlobStore, createKvBlobStore } from "./blob_store.ts";
-import type { Clock } from "./clock.ts";
-import type { Config } from "./config.ts";
-import { createLockoutService, type LockoutService } from "./lockout.ts";
-import type { Logger } from "./logger.ts";
-import type { Mailer } from "./mailer.ts";
-import type { PasswordHasher } from "./password_hasher.ts";
-import { createPasswordPolicy, type PasswordPolicy } from "./password_policy.ts";
-import { createPasswordService, type PasswordService } from "./passwords.ts";
-import { createRateLimiter, createRefusalSampler } from "./rate_limiter.ts";
-import { createRatePolicy, type RatePolicy } from "./rate_policy.ts";
-import type { VirusScanner } from "./scanner.ts";
-import { createSessionService, type SessionService } from "./sessions.ts";
-import { createTokenService, type TokenService } from "./tokens.ts";
-import { createUploadService, type UploadService } from "./uploads.ts";
-import { createUserService, type UserService } from "./users.ts";
+import { type ApiKeyService, createApiKeyService } from "./api_keys/api_keys.ts";
+import { type AuditService, createAuditService } from "./core/audit.ts";
+import { type AuthService, createAuthService } from "./auth/auth.ts";
+import { type BlobStore, createFileBlobStore, createKvBlobStore } from "./uploads/blob_store.ts";
+import type { Clock } from "./core/clock.ts";
+import type { Config } from "./config/config.ts";
+import { createLockoutService, type LockoutService } from "./auth/lockout.ts";
+import type { Logger } from "./core/logger.ts";
+import type { Mailer } from "./mail/mailer.ts";
+import type { PasswordHasher } from "./identity/password_hasher.ts";
+import { createPasswordPolicy, type PasswordPolicy } from "./identity/password_policy.ts";
+import { createPasswordService, type PasswordService } from "./identity/passwords.ts";
+import { createRateLimiter, createRefusalSampler } from "./limits/rate_limiter.ts";
+import { createRatePolicy, type RatePolicy } from "./limits/rate_policy.ts";
+import type { VirusScanner } from "./uploads/scanner.ts";
+import { createSessionService, type SessionService } from "./auth/sessions.ts";
+import { createTokenService, type TokenService } from "./auth/tokens.ts";
+import { createUploadService, type UploadService } from "./uploads/uploads.ts";
+import { createUserService, type UserService } from "./identity/users.ts";
 
 /** The injected dependencies every service is built from. */
 export interface Deps {

@@ -1,14 +1,14 @@
 import { createApp } from "../routes/app.ts";
 import { createServices } from "../services/container.ts";
-import type { Role } from "../services/permissions.ts";
+import type { Role } from "../services/auth/permissions.ts";
 import { assertEquals } from "./_assert.ts";
 import type { Deps } from "../routes/deps.ts";
-import type { Clock } from "../services/clock.ts";
-import { type Config, type ConfigIo, loadConfig } from "../services/config.ts";
-import { createLogger, type Logger } from "../services/logger.ts";
-import type { Mail, Mailer } from "../services/mailer.ts";
-import { createBcryptHasher, type PasswordHasher } from "../services/password_hasher.ts";
-import { createPasswordPolicy, type PasswordPolicy } from "../services/password_policy.ts";
+import type { Clock } from "../services/core/clock.ts";
+import { type Config, type ConfigIo, loadConfig } from "../services/config/config.ts";
+import { createLogger, type Logger } from "../services/core/logger.ts";
+import type { Mail, Mailer } from "../services/mail/mailer.ts";
+import { createBcryptHasher, type PasswordHasher } from "../services/identity/password_hasher.ts";
+import { createPasswordPolicy, type PasswordPolicy } from "../services/identity/password_policy.ts";
 
 /** A clock that only moves when told to. */
 export class FakeClock implements Clock {

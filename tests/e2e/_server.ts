@@ -1,6 +1,5 @@
-import { createApp } from "../../routes/app.ts";
-import { createSystemClock } from "../../services/clock.ts";
-import { type HttpServer, startHttpServer } from "../../services/http_server.ts";
+import { type HttpServer, startHttpServer } from "../../server/http_server.ts";
+import { createRuntime, type Runtime } from "../../server/runtime.ts";
 import { memoryLogger, memoryMailer, testConfig, testHasher, testPolicy } from "../_helpers.ts";
 
 /** A running service for end-to-end tests; `await using` shuts it down. */
@@ -9,6 +8,8 @@ export interface TestServer extends AsyncDisposable {
   readonly origin: string;
   readonly server: HttpServer;
   readonly kv: Deno.Kv;
+  /** The wired service: its deps and services, for awaiting background work. */
+  readonly runtime: Runtime;
   /** Keeps every log line (access log included) for assertions. */
   readonly logger: ReturnType<typeof memoryLogger>;
 }
@@ -19,16 +20,16 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
   const logger = memoryLogger();
   const kv = await Deno.openKv(":memory:");
   let server: HttpServer;
+  let runtime: Runtime;
   try {
-    const app = createApp({
-      config,
+    runtime = await createRuntime(config, {
       kv,
-      clock: createSystemClock(),
       hasher: testHasher(),
       mailer: memoryMailer(),
       policy: testPolicy(),
       logger,
     });
+    const app = runtime.app;
     server = startHttpServer({
       handler: (req, info) => app.fetch(req, info),
       hostname: "127.0.0.1",
@@ -43,10 +44,12 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     origin: `http://${server.addr.hostname}:${server.addr.port}`,
     server,
     kv,
+    runtime,
     logger,
     async [Symbol.asyncDispose]() {
       try {
         await server.shutdown();
+        await runtime.close();
       } finally {
         kv.close();
       }

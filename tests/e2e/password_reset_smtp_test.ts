@@ -1,5 +1,5 @@
 import { createApp } from "../../routes/app.ts";
-import { createSmtpMailer, type Mailer } from "../../services/mailer.ts";
+import { createSmtpMailer, type Mailer } from "../../services/mail/mailer.ts";
 import { assert, assertEquals, assertMatch } from "../_assert.ts";
 import { FakeClock, json, jsonInit, makeDeps, randomUser } from "../_helpers.ts";
 import { freePort, smtpAvailable, startSmtpSink } from "../_smtp.ts";

@@ -203,7 +203,7 @@ Deno.test("a login re-hashes a password stored with fewer rounds", async () => {
   const stored = await services.users.getUserByEmail(user.email);
   assertMatch(stored!.password_hash, /^\$2b\$04\$/);
   // The service now asks for cost 5: the next login must upgrade the hash.
-  const { createBcryptHasher } = await import("../../services/password_hasher.ts");
+  const { createBcryptHasher } = await import("../../services/identity/password_hasher.ts");
   const stronger = createBcryptHasher({ rounds: 5, workers: 0 });
   const app = createApp({ ...w.deps, hasher: stronger });
   const res = await app.request(

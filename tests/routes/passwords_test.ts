@@ -1,4 +1,4 @@
-import { sha256 } from "../../services/fingerprint.ts";
+import { sha256 } from "../../services/core/crypto.ts";
 import { assert, assertEquals, assertMatch, assertNotEquals } from "../_assert.ts";
 import {
   assertProblem,

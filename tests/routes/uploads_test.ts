@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { createApp } from "../../routes/app.ts";
-import { createClamdScanner } from "../../services/scanner.ts";
+import { createClamdScanner } from "../../services/uploads/scanner.ts";
 import { assert, assertEquals, assertMatch } from "../_assert.ts";
 import { clamdUnavailableReason, startClamd } from "../_clamd.ts";
 import { EICAR, jpeg, pdf, png, streamedUpload, zip } from "../_files.ts";
@@ -16,7 +16,7 @@ import {
   promote,
   signUp,
 } from "../_helpers.ts";
-import type { VirusScanner } from "../../services/scanner.ts";
+import type { VirusScanner } from "../../services/uploads/scanner.ts";
 
 type StoreKind = "file" | "kv";
 const MiB = 1024 * 1024;

@@ -1,0 +1,460 @@
+import { createHash, createHmac } from "node:crypto";
+import type { AuditService, RequestMeta } from "../core/audit.ts";
+import type { Clock } from "../core/clock.ts";
+import {
+  ConflictError,
+  IpNotAllowedError,
+  NotFoundError,
+  TokenInvalidError,
+  ValidationError,
+} from "../core/errors.ts";
+import { timingSafeEqual } from "../core/crypto.ts";
+import { formatCidr, ipAllowed, parseCidr } from "../limits/ip_allowlist.ts";
+import {
+  apiKeyByHashKey,
+  apiKeyByUserKey,
+  apiKeyKey,
+  apiKeyLastUseKey,
+  apiKeysByUserPrefix,
+  apiKeyUsageKey,
+  userKey,
+} from "../core/kv_keys.ts";
+import type { Logger } from "../core/logger.ts";
+import { isPermission, permissionsOf, type Role } from "../auth/permissions.ts";
+import type { RefusalSampler } from "../limits/rate_limiter.ts";
+import { randomId } from "../auth/tokens.ts";
+import type { UserRecord } from "../identity/users.ts";
+
+/** A stored API key. Only a hash of the key is kept. */
+export interface ApiKeyRecord {
+  id: string;
+  user_id: string;
+  name: string;
+  /** The first characters of the key, to recognise it in lists. */
+  prefix: string;
+  hash: string;
+  scopes: string[];
+  allowed_ips: string[];
+  expires_at: string;
+  created_at: string;
+  /** Set on the old key when it was rotated; it dies at `expires_at` (end of grace). */
+  rotated_at: string | null;
+  replaced_by: string | null;
+}
+
+/** An API key as its owner sees it in a list. */
+export interface ApiKeyView {
+  id: string;
+  name: string;
+  prefix: string;
+  scopes: string[];
+  allowed_ips: string[];
+  expires_at: string;
+  created_at: string;
+  last_used_at: string | null;
+  last_used_ip: string | null;
+  usage_count: number;
+  rotated_at: string | null;
+}
+
+/** A new key: the only time the key itself is shown. */
+export interface CreatedApiKey {
+  id: string;
+  name: string;
+  key: string;
+  prefix: string;
+  scopes: string[];
+  allowed_ips: string[];
+  expires_at: string;
+  created_at: string;
+}
+
+/** A verified API-key caller. */
+export interface ApiKeyIdentity {
+  keyId: string;
+  userId: string;
+  /** The owner's current account record. */
+  user: UserRecord;
+  role: Role;
+  /** The key's scopes, cut down to what the owner holds now. */
+  scopes: string[];
+}
+
+/** Input of {@linkcode ApiKeyService.create}. */
+export interface NewApiKey {
+  name: string;
+  scopes: string[];
+  expiresInDays: number;
+  allowedIps: string[];
+}
+
+/** Hashed API keys with scopes, expiry, rotation, IP allowlists and usage counts. */
+export interface ApiKeyService {
+  /**
+   * @throws {ValidationError} scopes beyond the owner's permissions, bad CIDRs
+   * @throws {ConflictError} when the owner already has the maximum of active keys
+   */
+  create(owner: UserRecord, input: NewApiKey, meta: RequestMeta): Promise<CreatedApiKey>;
+  list(userId: string): Promise<ApiKeyView[]>;
+  /**
+   * Issues a new key; the old one keeps working for `graceHours`.
+   *
+   * @throws {NotFoundError} when the key is not the caller's or is already rotated
+   */
+  rotate(
+    userId: string,
+    keyId: string,
+    graceHours: number,
+    meta: RequestMeta,
+  ): Promise<CreatedApiKey>;
+  /**
+   * Revokes a key at once.
+   *
+   * @throws {NotFoundError} when the key is not the caller's
+   */
+  revoke(userId: string, keyId: string, meta: RequestMeta): Promise<void>;
+  /**
+   * Checks a presented key.
+   *
+   * @throws {TokenInvalidError} unknown, expired, revoked, or its owner disabled
+   * @throws {IpNotAllowedError} the caller's IP is outside the key's allowlist
+   */
+  authenticate(key: string, meta: RequestMeta): Promise<ApiKeyIdentity>;
+  /** Writes buffered usage counts to the store. */
+  flushUsage(): Promise<void>;
+  /** Waits for a background flush, then writes what is left (shutdown, before the store closes). */
+  drain(): Promise<void>;
+}
+
+/** Dependencies of {@linkcode createApiKeyService}. */
+export interface ApiKeyDeps {
+  kv: Deno.Kv;
+  clock: Clock;
+  audit: AuditService;
+  sampler: RefusalSampler;
+  logger: Logger;
+  /** Server-side secret mixed into the key hash (HMAC-SHA256); unset = plain SHA-256. */
+  pepper: Uint8Array | undefined;
+  /** Active keys per user. @default 10 */
+  maxActiveKeys?: number;
+  /** How often buffered usage is written. @default 5000 */
+  usageFlushMs?: number;
+}
+
+/** `bwk_` + 43 base64url characters: 32 random bytes, like `secrets.token_urlsafe(32)`. */
+const KEY_FORMAT = /^bwk_[A-Za-z0-9_-]{43}$/;
+const PREFIX_LENGTH = 12;
+
+interface UsageBuffer {
+  count: number;
+  lastAt: string;
+  lastIp: string;
+}
+
+/** Creates the API key service. */
+export function createApiKeyService(deps: ApiKeyDeps): ApiKeyService {
+  const { kv, clock, audit } = deps;
+  const maxActive = deps.maxActiveKeys ?? 10;
+  const flushMs = deps.usageFlushMs ?? 5000;
+  const usage = new Map<string, UsageBuffer>();
+  let lastFlush = clock.now().getTime();
+  let flushing: Promise<void> | null = null;
+
+  function hashKey(key: string): string {
+    return deps.pepper === undefined
+      ? createHash("sha256").update(key).digest("base64url")
+      : createHmac("sha256", deps.pepper).update(key).digest("base64url");
+  }
+
+  function newKey(): string {
+    return `bwk_${
+      crypto.getRandomValues(new Uint8Array(32)).toBase64({
+        alphabet: "base64url",
+        omitPadding: true,
+      })
+    }`;
+  }
+
+  function created(record: ApiKeyRecord, key: string): CreatedApiKey {
+    return {
+      id: record.id,
+      name: record.name,
+      key,
+      prefix: record.prefix,
+      scopes: record.scopes,
+      allowed_ips: record.allowed_ips,
+      expires_at: record.expires_at,
+      created_at: record.created_at,
+    };
+  }
+
+  async function listRecords(userId: string): Promise<Deno.KvEntry<ApiKeyRecord>[]> {
+    const ids: string[] = [];
+    for await (const e of kv.list<string>({ prefix: apiKeysByUserPrefix(userId) })) {
+      ids.push(e.value);
+    }
+    const out: Deno.KvEntry<ApiKeyRecord>[] = [];
+    for (let i = 0; i < ids.length; i += 10) {
+      const entries = await kv.getMany<ApiKeyRecord[]>(ids.slice(i, i + 10).map(apiKeyKey));
+      for (const e of entries) if (e.value !== null) out.push(e as Deno.KvEntry<ApiKeyRecord>);
+    }
+    return out;
+  }
+
+  function ttl(expiresAt: string, now: Date): number {
+    return Math.max(1000, new Date(expiresAt).getTime() - now.getTime());
+  }
+
+  async function store(record: ApiKeyRecord, now: Date, guard: (op: Deno.AtomicOperation) => void) {
+    const expireIn = ttl(record.expires_at, now);
+    const op = kv.atomic()
+      .check({ key: apiKeyKey(record.id), versionstamp: null })
+      .check({ key: apiKeyByHashKey(record.hash), versionstamp: null })
+      .set(apiKeyKey(record.id), record, { expireIn })
+      .set(apiKeyByHashKey(record.hash), { id: record.id, user_id: record.user_id }, { expireIn })
+      .set(apiKeyByUserKey(record.user_id, record.id), record.id, { expireIn });
+    guard(op);
+    if (!(await op.commit()).ok) {
+      throw new ConflictError("Cannot store API key: a concurrent change won");
+    }
+  }
+
+  async function refuse(
+    reason: string,
+    meta: RequestMeta,
+    keyId: string | undefined,
+    error: Error,
+  ): Promise<never> {
+    // Sampled per reason and address, so a flood of bad keys cannot flood the audit store.
+    const sample = { name: "api_key_refused", key: `${reason}:${meta.ip}` };
+    if (await deps.sampler.shouldAudit(sample, { limit: 1, windowMs: 60_000, burst: 1 })) {
+      await audit.record({
+        type: "api_key.refused",
+        outcome: "failure",
+        meta,
+        details: { reason, ...(keyId === undefined ? {} : { key_id: keyId }) },
+      });
+    }
+    throw error;
+  }
+
+  function recordUse(keyId: string, meta: RequestMeta, now: Date): void {
+    const entry = usage.get(keyId) ?? { count: 0, lastAt: "", lastIp: "" };
+    entry.count++;
+    entry.lastAt = now.toISOString();
+    entry.lastIp = meta.ip;
+    usage.set(keyId, entry);
+    if (now.getTime() - lastFlush >= flushMs && flushing === null) {
+      lastFlush = now.getTime();
+      // Off the request path: batching keeps hot keys from becoming one contended write per use.
+      flushing = service.flushUsage().catch((error) => {
+        deps.logger.error("api key usage flush failed", { error });
+      }).finally(() => {
+        flushing = null;
+      });
+    }
+  }
+
+  const service: ApiKeyService = {
+    async create(owner, input, meta) {
+      const now = clock.now();
+      const granted = permissionsOf(owner.role);
+      const errors = input.scopes
+        .filter((s) => !isPermission(s) || !granted.has(s))
+        .map((s) => ({ path: "scopes", message: `Scope "${s}" is not one of your permissions` }));
+      const ranges = input.allowedIps.map((text) => ({ text, cidr: parseCidr(text) }));
+      for (const r of ranges) {
+        if (r.cidr === null) {
+          errors.push({ path: "allowed_ips", message: `"${r.text}" is not an IP address or CIDR` });
+        }
+      }
+      if (errors.length > 0) throw new ValidationError("Request validation failed", { errors });
+      const active = (await listRecords(owner.id)).filter((e) =>
+        e.value.replaced_by === null && new Date(e.value.expires_at) > now
+      );
+      if (active.length >= maxActive) {
+        throw new ConflictError(`Cannot create API key: at most ${maxActive} active keys per user`);
+      }
+      const key = newKey();
+      const record: ApiKeyRecord = {
+        id: randomId(),
+        user_id: owner.id,
+        name: input.name,
+        prefix: key.slice(0, PREFIX_LENGTH),
+        hash: hashKey(key),
+        scopes: [...new Set(input.scopes)],
+        allowed_ips: ranges.map((r) => formatCidr(r.cidr!)),
+        expires_at: new Date(now.getTime() + input.expiresInDays * 86_400_000).toISOString(),
+        created_at: now.toISOString(),
+        rotated_at: null,
+        replaced_by: null,
+      };
+      await store(record, now, () => {});
+      await audit.record({
+        type: "api_key.created",
+        outcome: "success",
+        userId: owner.id,
+        meta,
+        details: { key_id: record.id, scopes: record.scopes, prefix: record.prefix },
+      });
+      return created(record, key);
+    },
+
+    async list(userId) {
+      await service.flushUsage();
+      const records = await listRecords(userId);
+      const views: ApiKeyView[] = [];
+      for (const { value: r } of records) {
+        const [count, last] = await kv.getMany<[Deno.KvU64, { at: string; ip: string }]>([
+          apiKeyUsageKey(r.id),
+          apiKeyLastUseKey(r.id),
+        ]);
+        views.push({
+          id: r.id,
+          name: r.name,
+          prefix: r.prefix,
+          scopes: r.scopes,
+          allowed_ips: r.allowed_ips,
+          expires_at: r.expires_at,
+          created_at: r.created_at,
+          last_used_at: last.value?.at ?? null,
+          last_used_ip: last.value?.ip ?? null,
+          usage_count: Number(count.value?.value ?? 0n),
+          rotated_at: r.rotated_at,
+        });
+      }
+      return views.sort((a, b) => b.created_at.localeCompare(a.created_at));
+    },
+
+    async rotate(userId, keyId, graceHours, meta) {
+      const now = clock.now();
+      const entry = await kv.get<ApiKeyRecord>(apiKeyKey(keyId));
+      const old = entry.value;
+      if (
+        old === null || old.user_id !== userId || old.replaced_by !== null ||
+        new Date(old.expires_at) <= now
+      ) {
+        throw new NotFoundError("No such active API key");
+      }
+      const key = newKey();
+      const record: ApiKeyRecord = {
+        ...old,
+        id: randomId(),
+        prefix: key.slice(0, PREFIX_LENGTH),
+        hash: hashKey(key),
+        created_at: now.toISOString(),
+      };
+      const graceEnd = new Date(
+        Math.min(now.getTime() + graceHours * 3_600_000, new Date(old.expires_at).getTime()),
+      );
+      const retired: ApiKeyRecord = {
+        ...old,
+        expires_at: graceEnd.toISOString(),
+        rotated_at: now.toISOString(),
+        replaced_by: record.id,
+      };
+      const oldExpireIn = ttl(retired.expires_at, now);
+      // One commit: the new key appears exactly when the old one starts its grace period.
+      await store(record, now, (op) => {
+        op.check(entry)
+          .set(apiKeyKey(old.id), retired, { expireIn: oldExpireIn })
+          .set(apiKeyByHashKey(old.hash), { id: old.id, user_id: old.user_id }, {
+            expireIn: oldExpireIn,
+          })
+          .set(apiKeyByUserKey(old.user_id, old.id), old.id, { expireIn: oldExpireIn });
+      });
+      await audit.record({
+        type: "api_key.rotated",
+        outcome: "success",
+        userId,
+        meta,
+        details: { key_id: old.id, new_key_id: record.id, grace_until: retired.expires_at },
+      });
+      return created(record, key);
+    },
+
+    async revoke(userId, keyId, meta) {
+      const entry = await kv.get<ApiKeyRecord>(apiKeyKey(keyId));
+      if (entry.value === null || entry.value.user_id !== userId) {
+        throw new NotFoundError("No such API key");
+      }
+      const r = entry.value;
+      await kv.atomic()
+        .delete(apiKeyKey(r.id))
+        .delete(apiKeyByHashKey(r.hash))
+        .delete(apiKeyByUserKey(r.user_id, r.id))
+        .delete(apiKeyUsageKey(r.id))
+        .delete(apiKeyLastUseKey(r.id))
+        .commit();
+      usage.delete(r.id);
+      await audit.record({
+        type: "api_key.revoked",
+        outcome: "success",
+        userId,
+        meta,
+        details: { key_id: r.id },
+      });
+    },
+
+    async authenticate(key, meta) {
+      const now = clock.now();
+      const invalid = new TokenInvalidError("The API key is invalid, expired or revoked");
+      if (!KEY_FORMAT.test(key)) return await refuse("malformed", meta, undefined, invalid);
+      const hash = hashKey(key);
+      const index = await kv.get<{ id: string; user_id: string }>(apiKeyByHashKey(hash));
+      if (index.value === null) return await refuse("unknown", meta, undefined, invalid);
+      const [recordEntry, userEntry] = await kv.getMany<[ApiKeyRecord, UserRecord]>([
+        apiKeyKey(index.value.id),
+        userKey(index.value.user_id),
+      ]);
+      const record = recordEntry.value;
+      const owner = userEntry.value;
+      if (record === null || !timingSafeEqual(record.hash, hash)) {
+        return await refuse("revoked", meta, index.value.id, invalid);
+      }
+      if (new Date(record.expires_at) <= now) {
+        return await refuse("expired", meta, record.id, invalid);
+      }
+      if (owner === null || owner.disabled) {
+        return await refuse("owner_disabled", meta, record.id, invalid);
+      }
+      if (record.allowed_ips.length > 0 && !ipAllowed(meta.ip, record.allowed_ips)) {
+        return await refuse(
+          "ip_not_allowed",
+          meta,
+          record.id,
+          new IpNotAllowedError("This API key may not be used from this address"),
+        );
+      }
+      recordUse(record.id, meta, now);
+      // Never more than the owner has now: a demoted owner's keys shrink with them.
+      const current = permissionsOf(owner.role);
+      return {
+        keyId: record.id,
+        userId: owner.id,
+        user: owner,
+        role: owner.role,
+        scopes: record.scopes.filter((s) => current.has(s as never)),
+      };
+    },
+
+    async drain() {
+      await flushing;
+      await service.flushUsage();
+    },
+
+    async flushUsage() {
+      if (usage.size === 0) return;
+      const batch = [...usage.entries()];
+      usage.clear();
+      for (const [id, u] of batch) {
+        // `sum` mutations never conflict, so instances sharing a store do not contend.
+        await kv.atomic()
+          .sum(apiKeyUsageKey(id), BigInt(u.count))
+          .set(apiKeyLastUseKey(id), { at: u.lastAt, ip: u.lastIp })
+          .commit();
+      }
+    },
+  };
+  return service;
+}

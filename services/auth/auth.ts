@@ -1,0 +1,488 @@
+import type { AuditService, RequestMeta } from "../core/audit.ts";
+import type { Clock } from "../core/clock.ts";
+import {
+  CsrfError,
+  InvalidCredentialsError,
+  TokenExpiredError,
+  TokenInvalidError,
+  TokenRevokedError,
+} from "../core/errors.ts";
+import { randomSecret, sessionFingerprint, sha256, timingSafeEqual } from "../core/crypto.ts";
+import type { LockoutService } from "./lockout.ts";
+import type { PasswordHasher } from "../identity/password_hasher.ts";
+import type { PasswordPolicy } from "../identity/password_policy.ts";
+import { grantScopes, type Role } from "./permissions.ts";
+import type { SessionRecord, SessionService } from "./sessions.ts";
+import type { TokenService } from "./tokens.ts";
+import {
+  normalizeEmail,
+  type PublicUser,
+  toPublicUser,
+  type UserRecord,
+  type UserService,
+} from "../identity/users.ts";
+
+/** A caller holding an access token of a login session. */
+export interface SessionPrincipal {
+  kind: "user";
+  userId: string;
+  sessionId: string;
+  jti: string;
+  role: Role;
+  /** What this credential may do: the token's scopes. */
+  scopes: ReadonlySet<string>;
+  /** The password has expired: only a password change is allowed. */
+  passwordExpired: boolean;
+  expiresAt: Date;
+  /** The account as read in the same round trip as the revocation check. */
+  user: UserRecord;
+}
+
+/** A caller holding an API key. */
+export interface ApiKeyPrincipal {
+  kind: "api_key";
+  userId: string;
+  keyId: string;
+  role: Role;
+  /** The key's scopes, never more than the owner holds now. */
+  scopes: ReadonlySet<string>;
+  /** The owner's password has expired: the key may do nothing until it is changed. */
+  passwordExpired: boolean;
+  /** The owner's account as read while checking the key. */
+  user: UserRecord;
+}
+
+/** The authenticated caller, as routes and guards see it. */
+export type Principal = SessionPrincipal | ApiKeyPrincipal;
+
+/** The body of a successful login or refresh. */
+export interface TokenPair {
+  access_token: string;
+  refresh_token: string;
+  token_type: "bearer";
+  expires_in: number;
+  refresh_expires_in: number;
+  session_id: string;
+}
+
+/** A token pair plus, for cookie sessions, the CSRF token to set as a readable cookie. */
+export interface IssuedTokens {
+  pair: TokenPair;
+  /** Present when the refresh token must travel in a cookie. */
+  csrfToken: string | null;
+}
+
+/** Input of {@linkcode AuthService.register}. */
+export interface RegisterInput {
+  email: string;
+  password: string;
+  displayName: string | null;
+}
+
+/** Input of {@linkcode AuthService.login}. */
+export interface LoginInput {
+  email: string;
+  password: string;
+  rememberMe: boolean;
+  /** Keep the refresh token in an HttpOnly cookie guarded by a CSRF token. */
+  useCookies: boolean;
+  /** Scopes asked for (OAuth2 password form); never more than the role has. */
+  scope?: readonly string[] | undefined;
+}
+
+/** Input of {@linkcode AuthService.refresh}. */
+export interface RefreshInput {
+  refreshToken: string;
+  /** The `X-CSRF-Token` header and the CSRF cookie, for cookie sessions. */
+  csrfHeader: string | null;
+  csrfCookie: string | null;
+}
+
+/** Accounts, credentials and token lifecycle. */
+export interface AuthService {
+  /**
+   * @throws {PasswordPolicyError} listing every broken rule
+   * @throws {ConflictError} when the email is taken
+   */
+  register(input: RegisterInput, meta: RequestMeta): Promise<PublicUser>;
+  /**
+   * @throws {InvalidCredentialsError} for an unknown email, a wrong password or a disabled account alike
+   * @throws {AccountLockedError} | {LoginThrottledError} from the lockout policy
+   */
+  login(input: LoginInput, meta: RequestMeta): Promise<IssuedTokens>;
+  /**
+   * Spends a refresh token and returns a new pair. A spent token revokes its session.
+   *
+   * @throws {TokenInvalidError} | {TokenExpiredError} | {TokenRevokedError} | {CsrfError}
+   */
+  refresh(input: RefreshInput, meta: RequestMeta): Promise<IssuedTokens>;
+  /**
+   * Verifies an access token and checks blacklist and session in one round trip.
+   *
+   * @throws {TokenInvalidError} | {TokenExpiredError} | {TokenRevokedError}
+   */
+  authenticate(accessToken: string): Promise<SessionPrincipal>;
+  /** Blacklists the access token and revokes its session. */
+  logout(principal: SessionPrincipal, meta: RequestMeta): Promise<void>;
+  /**
+   * Revokes the session a cookie refresh token belongs to (cookie logout).
+   *
+   * @throws {CsrfError} without the matching CSRF token
+   */
+  logoutWithCookie(input: RefreshInput, meta: RequestMeta): Promise<void>;
+  /** Revokes every session of the principal's user; returns how many. */
+  logoutAll(principal: SessionPrincipal, meta: RequestMeta): Promise<number>;
+  /** True when `user`'s password is older than the configured maximum age. */
+  isPasswordExpired(user: UserRecord): boolean;
+  /**
+   * Starts a fresh session for `user` (login, password change). Exposed for
+   * the password service, which rotates the session id on a change.
+   */
+  startSession(
+    user: UserRecord,
+    options: { rememberMe: boolean; useCookies: boolean; scope?: readonly string[] | undefined },
+    meta: RequestMeta,
+  ): Promise<IssuedTokens>;
+}
+
+/** Dependencies of {@linkcode createAuthService}. */
+export interface AuthDeps {
+  clock: Clock;
+  hasher: PasswordHasher;
+  policy: PasswordPolicy;
+  tokens: TokenService;
+  users: UserService;
+  sessions: SessionService;
+  lockout: LockoutService;
+  audit: AuditService;
+  /** Access token lifetime. */
+  accessTtlSeconds: number;
+  /** Session (refresh) lifetime with remember-me. */
+  rememberMeTtlSeconds: number;
+  /** Session (refresh) lifetime without remember-me. */
+  sessionTtlSeconds: number;
+  /** A session not refreshed for this long is over (OWASP Session Management: idle timeout). */
+  sessionIdleSeconds: number;
+  /** Live sessions per user; the oldest is evicted. */
+  maxSessionsPerUser: number;
+  /** Bind sessions to the client IP prefix as well as the User-Agent. */
+  sessionBindIp: boolean;
+  /** Password maximum age in seconds; 0 = never expires. */
+  passwordMaxAgeSeconds: number;
+}
+
+/** Creates the authentication service. */
+export function createAuthService(deps: AuthDeps): AuthService {
+  const { clock, hasher, tokens, users, sessions, audit, lockout } = deps;
+
+  function passwordExpired(user: UserRecord, now: Date): boolean {
+    if (deps.passwordMaxAgeSeconds <= 0) return false;
+    const age = (now.getTime() - new Date(user.password_changed_at).getTime()) / 1000;
+    return age >= deps.passwordMaxAgeSeconds;
+  }
+
+  async function issuePair(
+    session: SessionRecord,
+    user: UserRecord,
+    refreshToken: string,
+    now: Date,
+  ): Promise<TokenPair> {
+    const expired = passwordExpired(user, now);
+    const access = await tokens.signAccess({
+      userId: user.id,
+      sessionId: session.id,
+      role: user.role,
+      // An expired password leaves the token with no scope: it may only change the password.
+      scope: expired ? [] : grantScopes(user.role, session.scope),
+      passwordExpired: expired,
+    }, now);
+    return {
+      access_token: access.token,
+      refresh_token: refreshToken,
+      token_type: "bearer",
+      expires_in: deps.accessTtlSeconds,
+      refresh_expires_in: Math.max(
+        0,
+        Math.floor((new Date(session.expires_at).getTime() - now.getTime()) / 1000),
+      ),
+      session_id: session.id,
+    };
+  }
+
+  async function evictOldSessions(userId: string, meta: RequestMeta): Promise<void> {
+    const live = (await sessions.listForUser(userId))
+      .sort((a, b) => a.created_at.localeCompare(b.created_at));
+    // Make room for the session about to be created.
+    const excess = live.length - (deps.maxSessionsPerUser - 1);
+    for (const session of live.slice(0, Math.max(0, excess))) {
+      await sessions.revokeSession(session.id);
+      await audit.record({
+        type: "session.evicted",
+        outcome: "success",
+        userId,
+        meta,
+        details: { session_id: session.id, max_sessions: deps.maxSessionsPerUser },
+      });
+    }
+  }
+
+  async function endSession(
+    session: SessionRecord,
+    type: string,
+    meta: RequestMeta,
+  ): Promise<void> {
+    await sessions.revokeSession(session.id);
+    await audit.record({
+      type,
+      outcome: "failure",
+      userId: session.user_id,
+      meta,
+      details: { session_id: session.id },
+    });
+  }
+
+  /**
+   * Double submit: the header must equal the CSRF cookie. A cross-site page can
+   * set neither, so this alone stops forged requests — and it runs before reuse
+   * detection, so a forgery cannot get a session revoked.
+   */
+  function checkCsrfDoubleSubmit(session: SessionRecord, input: RefreshInput): void {
+    if (session.csrf_hash === null) return;
+    const header = input.csrfHeader ?? "";
+    if (header === "" || input.csrfCookie === null || !timingSafeEqual(header, input.csrfCookie)) {
+      throw new CsrfError("The X-CSRF-Token header must match the CSRF cookie");
+    }
+  }
+
+  /** The CSRF token must also be the one issued to this session (checked after reuse detection). */
+  function checkCsrfBinding(session: SessionRecord, input: RefreshInput): void {
+    if (session.csrf_hash === null) return;
+    if (!timingSafeEqual(sha256(input.csrfHeader ?? ""), session.csrf_hash)) {
+      throw new CsrfError("The X-CSRF-Token header does not belong to this session");
+    }
+  }
+
+  function checkCsrf(session: SessionRecord, input: RefreshInput): void {
+    checkCsrfDoubleSubmit(session, input);
+    checkCsrfBinding(session, input);
+  }
+
+  const service: AuthService = {
+    isPasswordExpired(user) {
+      return passwordExpired(user, clock.now());
+    },
+
+    async register(input, meta) {
+      const email = normalizeEmail(input.email);
+      deps.policy.assert(input.password, [email, input.displayName ?? ""]);
+      const passwordHash = await hasher.hash(input.password);
+      const user = await users.createUser({ email, displayName: input.displayName, passwordHash });
+      await audit.record({ type: "user.registered", outcome: "success", userId: user.id, meta });
+      return toPublicUser(user);
+    },
+
+    async login(input, meta) {
+      const email = normalizeEmail(input.email);
+      // Known and unknown emails go through the same lockout, so it reveals nothing.
+      await lockout.begin(email, meta);
+      const user = await users.getUserByEmail(email);
+      // Unknown emails still pay for one bcrypt run at the same cost (no timing oracle).
+      const ok = await hasher.verify(
+        input.password,
+        user?.password_hash ?? await hasher.dummyHash(),
+      );
+      if (user === null || !ok || user.disabled) {
+        const reason = user === null
+          ? "unknown_email"
+          : !ok
+          ? "wrong_password"
+          : "account_disabled";
+        await lockout.recordFailure(email, meta);
+        await audit.record({
+          type: "auth.login",
+          outcome: "failure",
+          userId: user?.id,
+          meta,
+          details: { reason },
+        });
+        throw new InvalidCredentialsError("Invalid email or password");
+      }
+      await lockout.recordSuccess(email);
+      let current = user;
+      if (hasher.needsRehash(user.password_hash)) {
+        const upgraded = await hasher.hash(input.password);
+        current = await users.updateUser(user.id, (u) => ({ ...u, password_hash: upgraded })) ??
+          user;
+      }
+      return await service.startSession(current, input, meta);
+    },
+
+    async startSession(user, options, meta) {
+      const now = clock.now();
+      const ttl = options.rememberMe ? deps.rememberMeTtlSeconds : deps.sessionTtlSeconds;
+      const expiresAt = new Date(now.getTime() + ttl * 1000);
+      const scope = options.scope === undefined ? null : grantScopes(user.role, options.scope);
+      const csrfToken = options.useCookies ? randomSecret() : null;
+      await evictOldSessions(user.id, meta);
+      let refreshToken = "";
+      const session = await sessions.createSession({
+        userId: user.id,
+        rememberMe: options.rememberMe,
+        scope,
+        meta,
+        expiresAt,
+        fingerprint: sessionFingerprint(meta.userAgent, meta.ip, deps.sessionBindIp),
+        csrfHash: csrfToken === null ? null : sha256(csrfToken),
+        passwordVersion: user.password_changed_at,
+      }, async (sessionId) => {
+        const signed = await tokens.signRefresh({ userId: user.id, sessionId, expiresAt }, now);
+        refreshToken = signed.token;
+        return signed.jti;
+      });
+      await audit.record({
+        type: "auth.login",
+        outcome: "success",
+        userId: user.id,
+        meta,
+        details: {
+          session_id: session.id,
+          remember_me: options.rememberMe,
+          cookies: options.useCookies,
+        },
+      });
+      return { pair: await issuePair(session, user, refreshToken, now), csrfToken };
+    },
+
+    async refresh(input, meta) {
+      const now = clock.now();
+      const claims = await tokens.verifyRefresh(input.refreshToken);
+      const entry = await sessions.getEntry(claims.sid);
+      if (entry.value === null || entry.versionstamp === null) {
+        throw new TokenRevokedError("The session has ended");
+      }
+      const session = entry.value;
+      if (session.user_id !== claims.sub) throw new TokenInvalidError("Token is invalid");
+      // Before anything else: a forged cross-site request must not trigger reuse detection.
+      checkCsrfDoubleSubmit(session, input);
+      if (session.refresh_jti !== claims.jti) {
+        // A refresh token of this session that is not the current one was spent
+        // before: someone holds a copy. Revoke the whole session (RFC 9700 §4.14.2).
+        // A replayed cookie pair lands here too: its CSRF token is the spent one.
+        await endSession(session, "auth.refresh_reuse_detected", meta);
+        throw new TokenRevokedError("The refresh token was already used; the session is revoked");
+      }
+      checkCsrfBinding(session, input);
+      if (new Date(session.expires_at) <= now) throw new TokenExpiredError("The session has ended");
+      if (
+        now.getTime() - new Date(session.last_seen_at).getTime() > deps.sessionIdleSeconds * 1000
+      ) {
+        await endSession(session, "session.idle_timeout", meta);
+        throw new TokenExpiredError("The session was idle for too long");
+      }
+      const fingerprint = sessionFingerprint(meta.userAgent, meta.ip, deps.sessionBindIp);
+      if (!timingSafeEqual(fingerprint, session.fingerprint)) {
+        await endSession(session, "session.fingerprint_mismatch", meta);
+        throw new TokenRevokedError("The session was used from another client");
+      }
+      const user = await users.getUser(session.user_id);
+      if (user === null || user.disabled || user.password_changed_at !== session.password_version) {
+        await sessions.revokeSession(session.id);
+        throw new TokenRevokedError("The session has ended");
+      }
+      const expiresAt = new Date(session.expires_at);
+      const next = await tokens.signRefresh(
+        { userId: user.id, sessionId: session.id, expiresAt },
+        now,
+      );
+      const csrfToken = session.csrf_hash === null ? null : randomSecret();
+      const rotation = { jti: next.jti, csrfHash: csrfToken === null ? null : sha256(csrfToken) };
+      // First commit wins; a concurrent refresh with the same token loses here.
+      if (await sessions.rotate(entry, rotation, meta) === "lost_race") {
+        // The same token was spent twice at once: a copy exists, so the session ends
+        // (the winner's new pair dies with it), exactly as for a later replay.
+        await endSession(session, "auth.refresh_reuse_detected", meta);
+        throw new TokenRevokedError("The refresh token was already used; the session is revoked");
+      }
+      await audit.record({
+        type: "auth.refresh",
+        outcome: "success",
+        userId: user.id,
+        meta,
+        details: { session_id: session.id },
+      });
+      return { pair: await issuePair(session, user, next.token, now), csrfToken };
+    },
+
+    async authenticate(accessToken) {
+      const claims = await tokens.verifyAccess(accessToken);
+      const { revoked, session, user } = await sessions.checkAccess(
+        claims.jti,
+        claims.sid,
+        claims.sub,
+      );
+      if (revoked || session === null || session.user_id !== claims.sub) {
+        throw new TokenRevokedError("The token has been revoked");
+      }
+      // A disabled account, or one whose role changed since the token was issued, is
+      // refused at once rather than when the token expires.
+      if (
+        user === null || user.disabled || user.role !== claims.role ||
+        user.password_changed_at !== session.password_version
+      ) {
+        throw new TokenRevokedError("The account changed since this token was issued");
+      }
+      return {
+        kind: "user",
+        userId: claims.sub,
+        sessionId: claims.sid,
+        jti: claims.jti,
+        role: claims.role,
+        scopes: new Set(claims.scope),
+        passwordExpired: claims.passwordExpired,
+        expiresAt: new Date(claims.exp * 1000),
+        user,
+      };
+    },
+
+    async logout(principal, meta) {
+      await sessions.revokeAccessToken(principal.jti, principal.expiresAt);
+      await sessions.revokeSession(principal.sessionId);
+      await audit.record({
+        type: "auth.logout",
+        outcome: "success",
+        userId: principal.userId,
+        meta,
+        details: { session_id: principal.sessionId },
+      });
+    },
+
+    async logoutWithCookie(input, meta) {
+      const claims = await tokens.verifyRefresh(input.refreshToken);
+      const entry = await sessions.getEntry(claims.sid);
+      if (entry.value === null || entry.value.user_id !== claims.sub) return;
+      checkCsrf(entry.value, input);
+      await sessions.revokeSession(claims.sid);
+      await audit.record({
+        type: "auth.logout",
+        outcome: "success",
+        userId: claims.sub,
+        meta,
+        details: { session_id: claims.sid, cookies: true },
+      });
+    },
+
+    async logoutAll(principal, meta) {
+      await sessions.revokeAccessToken(principal.jti, principal.expiresAt);
+      const count = await sessions.revokeAllForUser(principal.userId);
+      await audit.record({
+        type: "auth.logout_all",
+        outcome: "success",
+        userId: principal.userId,
+        meta,
+        details: { sessions_revoked: count },
+      });
+      return count;
+    },
+  };
+  return service;
+}

@@ -1,0 +1,214 @@
+import { createHash } from "node:crypto";
+import type { AuditService, RequestMeta } from "../core/audit.ts";
+import type { Clock } from "../core/clock.ts";
+import { AccountLockedError, LoginThrottledError } from "../core/errors.ts";
+import { loginFailuresByIpKey, loginFailuresKey } from "../core/kv_keys.ts";
+import { clientBucketKey } from "../limits/rate_policy.ts";
+
+/** Progressive delays and lockout per account identifier (known or not). */
+export interface LockoutService {
+  /**
+   * Reserves one login attempt for `account`. Concurrent attempts race for the
+   * reservation, so a burst cannot run more password checks than the policy allows.
+   *
+   * @throws {AccountLockedError} while the account is locked (423)
+   * @throws {LoginThrottledError} while the progressive delay runs (429)
+   */
+  begin(account: string, meta: RequestMeta): Promise<void>;
+  /** Counts a failed attempt; the 5th consecutive one locks the account. */
+  recordFailure(account: string, meta: RequestMeta): Promise<void>;
+  /** A success resets the count. */
+  recordSuccess(account: string): Promise<void>;
+  /** Clears the count and any lock (password reset, admin unlock). */
+  clear(account: string): Promise<void>;
+}
+
+/** Options of {@linkcode createLockoutService}. */
+export interface LockoutDeps {
+  kv: Deno.Kv;
+  clock: Clock;
+  audit: AuditService;
+  /** Consecutive failures that lock the account (OWASP ASVS 2.2.1). @default 5 */
+  maxFailures?: number;
+  /** Lock duration. @default 15 minutes */
+  lockoutMs?: number;
+  /** Delay after the first failure; doubles with each further one. @default 1000 */
+  baseDelayMs?: number;
+  /** Distinct failing accounts from one IP that raise `credential_stuffing_suspected`. @default 10 */
+  stuffingThreshold?: number;
+  /** Window for that count. @default 10 minutes */
+  stuffingWindowMs?: number;
+}
+
+interface FailureState {
+  failures: number;
+  /** No attempt may start before this (progressive delay, or the in-flight reservation). */
+  next_attempt_at_ms: number;
+  locked_until_ms: number;
+  /** Failure count for which a throttle refusal was already audited (sampling). */
+  throttle_audited_at_failures: number;
+  lock_audited: boolean;
+}
+
+interface IpFailures {
+  window_start_ms: number;
+  accounts: string[];
+  alerted: boolean;
+}
+
+const EMPTY: FailureState = {
+  failures: 0,
+  next_attempt_at_ms: 0,
+  locked_until_ms: 0,
+  throttle_audited_at_failures: -1,
+  lock_audited: false,
+};
+const MAX_ATTEMPTS = 8;
+
+/** Creates the lockout service. */
+export function createLockoutService(deps: LockoutDeps): LockoutService {
+  const { kv, clock, audit } = deps;
+  const maxFailures = deps.maxFailures ?? 5;
+  const lockoutMs = deps.lockoutMs ?? 15 * 60_000;
+  const baseDelayMs = deps.baseDelayMs ?? 1000;
+  const stuffingThreshold = deps.stuffingThreshold ?? 10;
+  const stuffingWindowMs = deps.stuffingWindowMs ?? 10 * 60_000;
+
+  function delayAfter(failures: number): number {
+    return failures <= 0 ? 0 : baseDelayMs * 2 ** (failures - 1);
+  }
+
+  /** A lock that has run out starts the count afresh. */
+  function current(state: FailureState | null, now: number): FailureState {
+    if (state === null) return EMPTY;
+    if (state.locked_until_ms !== 0 && state.locked_until_ms <= now) return EMPTY;
+    return state;
+  }
+
+  async function update(
+    account: string,
+    change: (state: FailureState, now: number) => FailureState | null,
+  ): Promise<void> {
+    const key = loginFailuresKey(account);
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const entry = await kv.get<FailureState>(key);
+      const now = clock.now().getTime();
+      const next = change(current(entry.value, now), now);
+      const op = kv.atomic().check(entry);
+      if (next === null) op.delete(key);
+      else op.set(key, next, { expireIn: lockoutMs + delayAfter(maxFailures) });
+      if ((await op.commit()).ok) return;
+    }
+    // Attempts that keep colliding are a burst: answer like the progressive delay would.
+    throw new LoginThrottledError("Too many concurrent login attempts", { retryAfter: 1 });
+  }
+
+  return {
+    async begin(account, meta) {
+      let refusal: AccountLockedError | LoginThrottledError | null = null;
+      let auditType: string | null = null;
+      await update(account, (state, now) => {
+        refusal = null;
+        auditType = null;
+        if (state.locked_until_ms > now) {
+          refusal = new AccountLockedError("The account is temporarily locked", {
+            retryAfter: (state.locked_until_ms - now) / 1000,
+          });
+          if (state.lock_audited) return state;
+          auditType = "auth.account_locked";
+          return { ...state, lock_audited: true };
+        }
+        if (state.next_attempt_at_ms > now) {
+          refusal = new LoginThrottledError("Too many failed logins; wait before trying again", {
+            retryAfter: (state.next_attempt_at_ms - now) / 1000,
+          });
+          if (state.throttle_audited_at_failures === state.failures) return state;
+          auditType = "auth.login_throttled";
+          return { ...state, throttle_audited_at_failures: state.failures };
+        }
+        // Reserve the attempt as if it will fail; a success deletes the record.
+        return { ...state, next_attempt_at_ms: now + delayAfter(state.failures + 1) };
+      });
+      if (refusal === null) return;
+      if (auditType !== null) {
+        await audit.record({
+          type: auditType,
+          outcome: "failure",
+          meta,
+          details: { account: digest(account) },
+        });
+      }
+      throw refusal;
+    },
+
+    async recordFailure(account, meta) {
+      let locked = false;
+      await update(account, (state, now) => {
+        const failures = state.failures + 1;
+        locked = failures >= maxFailures;
+        return {
+          ...state,
+          failures,
+          next_attempt_at_ms: now + delayAfter(failures),
+          locked_until_ms: locked ? now + lockoutMs : 0,
+          lock_audited: locked,
+        };
+      });
+      if (locked) {
+        await audit.record({
+          type: "auth.account_locked",
+          outcome: "failure",
+          meta,
+          details: { account: digest(account), minutes: lockoutMs / 60_000 },
+        });
+      }
+      await trackIp(account, meta);
+    },
+
+    async recordSuccess(account) {
+      await update(account, () => null);
+    },
+
+    async clear(account) {
+      await kv.delete(loginFailuresKey(account));
+    },
+  };
+
+  /** Many failing accounts from one address look like credential stuffing. */
+  async function trackIp(account: string, meta: RequestMeta): Promise<void> {
+    const key = loginFailuresByIpKey(clientBucketKey(meta.ip));
+    const id = digest(account);
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const entry = await kv.get<IpFailures>(key);
+      const now = clock.now().getTime();
+      let state = entry.value;
+      if (state === null || now - state.window_start_ms > stuffingWindowMs) {
+        state = { window_start_ms: now, accounts: [], alerted: false };
+      }
+      if (state.accounts.includes(id) || state.alerted) return;
+      const accounts = [...state.accounts, id];
+      const alert = accounts.length >= stuffingThreshold;
+      const next = { ...state, accounts: alert ? [] : accounts, alerted: alert };
+      const res = await kv.atomic().check(entry).set(key, next, { expireIn: stuffingWindowMs })
+        .commit();
+      if (!res.ok) continue;
+      if (alert) {
+        await audit.record({
+          type: "credential_stuffing_suspected",
+          outcome: "failure",
+          meta,
+          details: {
+            distinct_accounts: accounts.length,
+            window_minutes: stuffingWindowMs / 60_000,
+          },
+        });
+      }
+      return;
+    }
+  }
+}
+
+/** Audit records name accounts by a digest: unknown emails typed by attackers are not stored. */
+function digest(account: string): string {
+  return createHash("sha256").update(account).digest("base64url").slice(0, 16);
+}

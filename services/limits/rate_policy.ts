@@ -1,0 +1,129 @@
+import type { AuditService, RequestMeta } from "../core/audit.ts";
+import type { RateLimitSettings } from "../config/config.ts";
+import { RateLimitedError } from "../core/errors.ts";
+import { ipPrefix } from "../core/crypto.ts";
+import {
+  parseRateLimit,
+  type RateCheck,
+  type RateDecision,
+  type RateLimit,
+  type RateLimiter,
+  type RefusalSampler,
+} from "./rate_limiter.ts";
+
+/** Who is asking, as the limiter sees it. */
+export type RateSubject =
+  | { kind: "user"; id: string; userId: string }
+  | { kind: "api_key"; id: string; userId: string }
+  | { kind: "anonymous" };
+
+/**
+ * The client part of a bucket key: the address for IPv4, the /64 for IPv6 —
+ * one host usually holds a whole /64 and could otherwise rotate through it.
+ */
+export function clientBucketKey(ip: string): string {
+  return ip.includes(":") && !ip.startsWith("::ffff:") ? ipPrefix(ip) : ip;
+}
+
+/** Which budget a request draws on. */
+export type RateTier = "login" | "uploads" | "general";
+
+/** The rate-limit headers of a decision (API.md). */
+export function rateLimitHeaders(decision: RateDecision): Record<string, string> {
+  return {
+    "X-RateLimit-Limit": String(decision.limit),
+    "X-RateLimit-Remaining": String(decision.remaining),
+    "X-RateLimit-Reset": String(Math.ceil(decision.resetAt.getTime() / 1000)),
+  };
+}
+
+/** The API.md rate-limit table applied to requests. */
+export interface RatePolicy {
+  readonly enabled: boolean;
+  /**
+   * Takes one token from the buckets a request draws on.
+   *
+   * @throws {RateLimitedError} with `Retry-After` and `X-RateLimit-*` when refused
+   */
+  checkRequest(
+    tier: RateTier,
+    subject: RateSubject,
+    meta: RequestMeta,
+  ): Promise<RateDecision | null>;
+  /**
+   * Takes one token from the per-account bucket (login, register, reset by email).
+   *
+   * @throws {RateLimitedError} when refused
+   */
+  checkAccount(account: string, meta: RequestMeta): Promise<void>;
+}
+
+/** Dependencies of {@linkcode createRatePolicy}. */
+export interface RatePolicyDeps {
+  limiter: RateLimiter;
+  sampler: RefusalSampler;
+  audit: AuditService;
+  settings: RateLimitSettings;
+}
+
+/** Creates the rate policy from the configured limits. */
+export function createRatePolicy(deps: RatePolicyDeps): RatePolicy {
+  const { settings, limiter } = deps;
+  const rule = (text: string): RateLimit => {
+    const parsed = parseRateLimit(text);
+    return { ...parsed, burst: Math.max(1, Math.round(parsed.limit * settings.burst)) };
+  };
+  const rules = {
+    login: rule(settings.login),
+    authenticated: rule(settings.authenticated),
+    anonymous: rule(settings.anonymous),
+    uploads: rule(settings.uploads),
+  };
+
+  async function consume(checks: RateCheck[], meta: RequestMeta): Promise<RateDecision> {
+    const decision = await limiter.consume(checks);
+    if (decision.allowed) return decision;
+    if (await deps.sampler.shouldAudit(decision.bucket, decision.rule)) {
+      // Sampled: one event per bucket per window, so a flood cannot flood the audit store.
+      await deps.audit.record({
+        type: "rate_limit.exceeded",
+        outcome: "failure",
+        meta,
+        details: {
+          bucket: decision.bucket.name,
+          limit: decision.limit,
+          contended: decision.contended,
+        },
+      });
+    }
+    throw new RateLimitedError("Too many requests; slow down", {
+      retryAfter: decision.retryAfterSeconds,
+      headers: rateLimitHeaders(decision),
+    });
+  }
+
+  return {
+    enabled: settings.enabled,
+    async checkRequest(tier, subject, meta) {
+      if (!settings.enabled) return null;
+      const checks: RateCheck[] = [];
+      const client = clientBucketKey(meta.ip);
+      if (tier === "login") {
+        checks.push({ id: { name: "login_ip", key: client }, rule: rules.login });
+      } else if (subject.kind === "anonymous") {
+        checks.push({ id: { name: "anonymous_ip", key: client }, rule: rules.anonymous });
+      } else {
+        // Uploads are budgeted per user (API.md), whichever of their credentials is used.
+        if (tier === "uploads") {
+          checks.push({ id: { name: "uploads_user", key: subject.userId }, rule: rules.uploads });
+        }
+        checks.push({ id: { name: subject.kind, key: subject.id }, rule: rules.authenticated });
+      }
+      return await consume(checks, meta);
+    },
+    async checkAccount(account, meta) {
+      if (!settings.enabled) return;
+      await consume([{ id: { name: "login_account", key: account }, rule: rules.login }], meta);
+    },
+  };
+}
