@@ -1,6 +1,7 @@
 import type { Principal } from "../services/auth/auth.ts";
 import type { AppError } from "../services/core/errors.ts";
 import type { Logger } from "../services/core/logger.ts";
+import type { RoutePolicy } from "./route_policy.ts";
 
 /** Bindings passed by `Deno.serve` as the second handler argument. */
 export interface ServerBindings {
@@ -16,6 +17,8 @@ export interface AppVariables {
   principal: Principal | null;
   /** Why a presented credential was refused, for routes that require one. */
   authError: AppError | null;
+  /** The matched route's declared policy (see `route_policy.ts`), once read. */
+  routePolicy: RoutePolicy | undefined;
 }
 
 /** The one Hono environment type of the app. */

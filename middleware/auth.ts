@@ -18,6 +18,7 @@ import {
   type Role,
 } from "../services/auth/permissions.ts";
 import type { AppEnv } from "./app_env.ts";
+import { routePolicyOf } from "./route_policy.ts";
 
 /** Options of {@linkcode authenticate}. */
 export interface AuthenticateOptions {
@@ -26,13 +27,6 @@ export interface AuthenticateOptions {
   /** Records authorization refusals (403) for security monitoring. */
   audit: AuditService;
 }
-
-/** Routes an expired password may still use: changing it, and leaving. */
-const PASSWORD_EXPIRED_ALLOWED = new Set([
-  "POST /auth/password/change",
-  "POST /auth/logout",
-  "POST /auth/logout-all",
-]);
 
 /**
  * OAuth2PasswordBearer: reads `Authorization: Bearer <jwt>` when present and
@@ -101,21 +95,14 @@ export function authenticate(options: AuthenticateOptions): MiddlewareHandler<Ap
   };
 }
 
-/** Liveness and readiness probes answer whatever credential comes along. */
-const PROBES = new Set(["/health", "/ready"]);
-
 /**
- * An expired password may only be changed: every other route answers 403
- * `password_expired`, for Bearer tokens and API keys alike. Runs after the rate
- * limiter so these refusals are counted too.
+ * An expired password may only be changed: every route that does not declare
+ * `allowExpiredPassword` answers 403 `password_expired`, for Bearer tokens and
+ * API keys alike. Runs after the rate limiter so these refusals are counted too.
  */
 export function enforcePasswordExpiry(): MiddlewareHandler<AppEnv> {
   return async function enforcePasswordExpiry(c, next) {
-    const principal = c.get("principal");
-    if (
-      principal?.passwordExpired && !PROBES.has(c.req.path) &&
-      !PASSWORD_EXPIRED_ALLOWED.has(`${c.req.method} ${c.req.path}`)
-    ) {
+    if (c.get("principal")?.passwordExpired && !routePolicyOf(c).allowExpiredPassword) {
       throw new PasswordExpiredError("The password has expired; change it first");
     }
     await next();

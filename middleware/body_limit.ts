@@ -2,21 +2,18 @@ import type { MiddlewareHandler } from "hono";
 import { bodyLimit as honoBodyLimit } from "hono/body-limit";
 import { PayloadTooLargeError } from "../services/core/errors.ts";
 import type { AppEnv } from "./app_env.ts";
+import { routePolicyOf } from "./route_policy.ts";
 
 /** Options of {@linkcode bodyLimit}. */
 export interface BodyLimitOptions {
   /** Largest accepted body in bytes. */
   maxBytes: number;
-  /**
-   * Routes (`"POST /uploads"`) that stream and cap their own bodies with a different limit.
-   * @default none
-   */
-  exceptRoutes?: readonly string[];
 }
 
 /**
  * Refuses bodies over `maxBytes` with 413: at once from `Content-Length`, or
  * as soon as a chunked body passes the limit, without reading the rest.
+ * Routes that declare `body: "stream"` (uploads) count and cap their own.
  */
 export function bodyLimit(options: BodyLimitOptions): MiddlewareHandler<AppEnv> {
   if (!Number.isInteger(options.maxBytes) || options.maxBytes <= 0) {
@@ -28,9 +25,8 @@ export function bodyLimit(options: BodyLimitOptions): MiddlewareHandler<AppEnv> 
       throw new PayloadTooLargeError(`Request body exceeds ${options.maxBytes} bytes`);
     },
   });
-  const except = new Set(options.exceptRoutes ?? []);
   return async function bodyLimit(c, next) {
-    if (except.has(`${c.req.method} ${c.req.path}`)) return await next();
+    if (routePolicyOf(c).body === "stream") return await next();
     await limit(c, next);
   };
 }

@@ -1,7 +1,12 @@
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { AppError, type FieldError } from "../services/core/errors.ts";
+import {
+  AppError,
+  type FieldError,
+  type ProblemCode,
+  RateLimitedError,
+} from "../services/core/errors.ts";
 import type { AppEnv } from "./app_env.ts";
 
 interface ProblemType {
@@ -9,8 +14,8 @@ interface ProblemType {
   readonly title: string;
 }
 
-/** The one table from error `code` to HTTP status and title (API.md). */
-export const PROBLEM_TYPES = {
+/** The one table from error `code` to HTTP status and title (API.md); every code has a row. */
+export const PROBLEM_TYPES: Readonly<Record<ProblemCode, ProblemType>> = {
   validation_failed: { status: 422, title: "Request validation failed" },
   malformed_json: { status: 400, title: "Malformed JSON body" },
   bad_request: { status: 400, title: "Bad request" },
@@ -27,6 +32,8 @@ export const PROBLEM_TYPES = {
   forbidden: { status: 403, title: "Forbidden" },
   insufficient_scope: { status: 403, title: "Insufficient scope" },
   ip_not_allowed: { status: 403, title: "IP address not allowed" },
+  ip_blocked: { status: 403, title: "Blocked" },
+  email_unverified: { status: 403, title: "Email address not verified" },
   not_found: { status: 404, title: "Not found" },
   method_not_allowed: { status: 405, title: "Method not allowed" },
   conflict: { status: 409, title: "Conflict" },
@@ -35,15 +42,14 @@ export const PROBLEM_TYPES = {
   password_expired: { status: 403, title: "Password expired" },
   csrf_failed: { status: 403, title: "CSRF check failed" },
   reset_token_invalid: { status: 400, title: "Invalid or expired reset token" },
+  verification_token_invalid: { status: 400, title: "Invalid or expired verification token" },
   malware_detected: { status: 422, title: "Malware detected" },
   archive_rejected: { status: 422, title: "Archive rejected" },
   scanner_unavailable: { status: 503, title: "Scanner unavailable" },
   service_unavailable: { status: 503, title: "Service unavailable" },
+  maintenance: { status: 503, title: "Service in maintenance" },
   internal: { status: 500, title: "Internal server error" },
-} as const satisfies Record<string, ProblemType>;
-
-/** A stable machine-readable error code. */
-export type ProblemCode = keyof typeof PROBLEM_TYPES;
+};
 
 const TYPE_BASE = "https://bulwark.dev/problems/";
 
@@ -96,15 +102,29 @@ export function problemResponse(c: Context<AppEnv>, init: ProblemInit): Response
   return new Response(JSON.stringify(body), { status: type.status, headers });
 }
 
-/** Maps typed errors to problem+json; anything unknown is logged once and becomes a bare 500. */
+/** The `X-RateLimit-*` headers of a bucket's state (API.md "Rate limits"). */
+export function rateLimitHeaders(
+  state: { limit: number; remaining: number; resetAt: Date },
+): Record<string, string> {
+  return {
+    "X-RateLimit-Limit": String(state.limit),
+    "X-RateLimit-Remaining": String(state.remaining),
+    "X-RateLimit-Reset": String(Math.ceil(state.resetAt.getTime() / 1000)),
+  };
+}
+
+/**
+ * Maps typed errors to problem+json, turning their facts into headers
+ * (`Retry-After`, `X-RateLimit-*`); anything unknown is logged once and becomes a bare 500.
+ */
 export function onError(error: Error, c: Context<AppEnv>): Response {
-  if (error instanceof AppError && error.code in PROBLEM_TYPES) {
+  if (error instanceof AppError) {
     return problemResponse(c, {
-      code: error.code as ProblemCode,
+      code: error.code,
       detail: error.message,
       errors: error.errors,
       retryAfter: error.retryAfter,
-      headers: error.headers,
+      headers: error instanceof RateLimitedError ? rateLimitHeaders(error) : undefined,
     });
   }
   if (error instanceof HTTPException) {

@@ -1,5 +1,4 @@
 import { Hono } from "hono";
-import { describeRoute, resolver } from "hono-openapi";
 import { z } from "zod";
 import type { AppEnv } from "../middleware/app_env.ts";
 import {
@@ -9,8 +8,8 @@ import {
   requireSessionAuth,
 } from "../middleware/auth.ts";
 import { validate } from "../middleware/validate.ts";
-import { NotFoundError } from "../services/core/errors.ts";
 import type { Deps, Services } from "./deps.ts";
+import { IdParam, jsonResponse, route, type RouteSpec } from "./_route.ts";
 
 const CreateBody = z.strictObject({
   name: z.string().trim().min(1).max(100),
@@ -19,7 +18,6 @@ const CreateBody = z.strictObject({
   allowed_ips: z.array(z.string().max(64)).max(32).optional(),
 });
 const RotateBody = z.strictObject({ grace_hours: z.number().int().min(0).max(168).optional() });
-const KeyParam = z.strictObject({ id: z.string().regex(/^[A-Za-z0-9_-]{8,64}$/) });
 
 const CreatedOut = z.object({
   id: z.string(),
@@ -46,30 +44,24 @@ const ListedOut = z.object({
   rotated_at: z.iso.datetime().nullable(),
 });
 
-type Responses = NonNullable<Parameters<typeof describeRoute>[0]["responses"]>;
-
-function doc(summary: string, responses: Responses) {
-  return describeRoute({ summary, tags: ["api-keys"], security: [{ bearer: [] }], responses });
+function doc(summary: string, responses: RouteSpec["responses"]) {
+  return route({ summary, tags: ["api-keys"], auth: "bearer", responses });
 }
 
 /** `/api-keys`: managed with a Bearer user token only; a key can never manage keys. */
 export function apiKeyRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
-  const { apiKeys, users } = services;
+  const { apiKeys } = services;
   return new Hono<AppEnv>()
     .use(requirePermission("apikeys:manage"), requireSessionAuth())
     .post(
       "/",
       doc("Create an API key (the key is shown once)", {
-        201: {
-          description: "Created",
-          content: { "application/json": { schema: resolver(CreatedOut) } },
-        },
+        201: jsonResponse(CreatedOut, "Created"),
       }),
       validate("json", CreateBody),
       async (c) => {
-        const principal = requireSession(c);
-        const owner = await users.getUser(principal.userId);
-        if (owner === null) throw new NotFoundError("The user no longer exists");
+        // The owner's account was read with the credential check, in the same round trip.
+        const owner = requireSession(c).user;
         const body = c.req.valid("json");
         const key = await apiKeys.create(owner, {
           name: body.name,
@@ -84,22 +76,16 @@ export function apiKeyRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
     .get(
       "/",
       doc("List my API keys (never the key or its hash)", {
-        200: {
-          description: "Keys",
-          content: { "application/json": { schema: resolver(z.array(ListedOut)) } },
-        },
+        200: jsonResponse(z.array(ListedOut), "Keys"),
       }),
       async (c) => c.json(await apiKeys.list(requireSession(c).userId)),
     )
     .post(
       "/:id/rotate",
       doc("Issue a new key; the old one works until the grace period ends", {
-        201: {
-          description: "Rotated",
-          content: { "application/json": { schema: resolver(CreatedOut) } },
-        },
+        201: jsonResponse(CreatedOut, "Rotated"),
       }),
-      validate("param", KeyParam),
+      validate("param", IdParam),
       validate("json", RotateBody),
       async (c) => {
         const principal = requireSession(c);
@@ -116,7 +102,7 @@ export function apiKeyRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
     .delete(
       "/:id",
       doc("Revoke an API key at once", { 204: { description: "Revoked" } }),
-      validate("param", KeyParam),
+      validate("param", IdParam),
       async (c) => {
         await apiKeys.revoke(requireSession(c).userId, c.req.valid("param").id, requestMeta(c));
         return c.body(null, 204);

@@ -32,9 +32,8 @@ export function createApp(deps: Deps, services: Services = createServices(deps))
   app.use(requestContext({ logger: deps.logger, trustProxy: config.trustProxy }));
   app.use(securityHeaders({ xssProtection: config.xssProtection }));
   app.use(corsPolicy({ origins: config.corsOrigins }));
-  // POST /uploads is exempt: it counts its multipart body while streaming and cuts it off at
-  // UPLOAD_MAX_BYTES (services/multipart.ts); the JSON cap would refuse every real file.
-  app.use(bodyLimit({ maxBytes: config.bodyLimitBytes, exceptRoutes: ["POST /uploads"] }));
+  // Routes that declare `body: "stream"` (POST /uploads) count and cap their own bodies.
+  app.use(bodyLimit({ maxBytes: config.bodyLimitBytes }));
   // authenticate runs before the limiter so an authenticated caller is keyed by
   // user id; it never refuses by itself, so a bad token still pays per IP.
   app.use(authenticate({ auth: services.auth, apiKeys: services.apiKeys, audit: services.audit }));

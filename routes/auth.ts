@@ -1,6 +1,6 @@
 import { type Context, Hono } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
-import { describeRoute, resolver } from "hono-openapi";
+import { resolver } from "hono-openapi";
 import { z } from "zod";
 import type { AppEnv } from "../middleware/app_env.ts";
 import { requestMeta, requireSession, requireSessionAuth } from "../middleware/auth.ts";
@@ -13,10 +13,7 @@ import {
 } from "../services/core/errors.ts";
 import { normalizeEmail } from "../services/identity/users.ts";
 import type { Deps, Services } from "./deps.ts";
-
-const Email = z.string().trim().max(254).pipe(z.email());
-/** Generous cap; the policy enforces bcrypt's 72-byte limit with a clear message. */
-const Password = z.string().min(1).max(1024);
+import { Email, jsonResponse, LoginIdentifier, Password, route } from "./_route.ts";
 
 const RegisterBody = z.strictObject({
   email: Email,
@@ -25,7 +22,7 @@ const RegisterBody = z.strictObject({
 });
 
 const LoginJson = z.strictObject({
-  email: z.string().trim().min(1).max(254),
+  email: LoginIdentifier,
   password: Password,
   remember_me: z.boolean().optional(),
   use_cookies: z.boolean().optional(),
@@ -34,7 +31,7 @@ const LoginJson = z.strictObject({
 /** OAuth2 password grant form (RFC 6749 §4.3.2), as OAuth2PasswordBearer clients send it. */
 const LoginForm = z.strictObject({
   grant_type: z.literal("password").optional(),
-  username: z.string().trim().min(1).max(254),
+  username: LoginIdentifier,
   password: Password,
   scope: z.string().max(1024).optional(),
   client_id: z.string().max(256).optional(),
@@ -61,20 +58,17 @@ const TokenPairOut = z.object({
   session_id: z.string(),
 });
 
-function jsonResponse(schema: z.ZodType, description: string) {
-  return { description, content: { "application/json": { schema: resolver(schema) } } };
-}
-
 /** `/auth/*`: register, login, refresh, logout, logout-all. */
 export function authRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
   const { auth } = services;
   return new Hono<AppEnv>()
     .post(
       "/register",
-      describeRoute({
+      route({
         summary: "Create an account",
         tags: ["auth"],
         responses: { 201: jsonResponse(UserOut, "Created"), 409: { description: "Email taken" } },
+        policy: { rate: "login" },
       }),
       validate("json", RegisterBody),
       async (c) => {
@@ -85,14 +79,19 @@ export function authRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
           password: body.password,
           displayName: body.display_name ?? null,
         }, requestMeta(c));
-        const { bio: _bio, website: _website, ...created } = user;
         c.header("Location", "/users/me");
-        return c.json(created, 201);
+        return c.json({
+          id: user.id,
+          email: user.email,
+          display_name: user.display_name,
+          role: user.role,
+          created_at: user.created_at,
+        }, 201);
       },
     )
     .post(
       "/login",
-      describeRoute({
+      route({
         summary: "Log in with email and password (JSON or OAuth2 password form)",
         tags: ["auth"],
         requestBody: {
@@ -105,6 +104,7 @@ export function authRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
           200: jsonResponse(TokenPairOut, "Token pair"),
           401: { description: "Invalid credentials" },
         },
+        policy: { rate: "login" },
       }),
       async (c) => {
         const input = await readLoginInput(c.req.raw);
@@ -114,7 +114,7 @@ export function authRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
     )
     .post(
       "/refresh",
-      describeRoute({
+      route({
         summary: "Exchange a refresh token for a new pair (single use)",
         tags: ["auth"],
         responses: { 200: jsonResponse(TokenPairOut, "Token pair") },
@@ -126,10 +126,11 @@ export function authRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
     )
     .post(
       "/logout",
-      describeRoute({
+      route({
         summary: "Revoke this session (Bearer, or the refresh cookie with X-CSRF-Token)",
         tags: ["auth"],
         responses: { 204: { description: "Logged out" } },
+        policy: { allowExpiredPassword: true },
       }),
       async (c) => {
         const cookie = getCookie(c, REFRESH_COOKIE, "host");
@@ -144,10 +145,12 @@ export function authRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
     )
     .post(
       "/logout-all",
-      describeRoute({
+      route({
         summary: "Revoke every session",
         tags: ["auth"],
+        auth: "bearer",
         responses: { 204: { description: "Logged out" } },
+        policy: { allowExpiredPassword: true },
       }),
       requireSessionAuth(),
       async (c) => {
@@ -169,17 +172,23 @@ const CSRF_COOKIE = "bulwark_csrf";
  */
 export function sendTokens(c: Context<AppEnv>, issued: IssuedTokens): Response {
   const { pair, csrfToken } = issued;
-  if (csrfToken === null) return c.json(pair);
+  const body = {
+    access_token: pair.accessToken,
+    token_type: "bearer",
+    expires_in: pair.expiresIn,
+    refresh_expires_in: pair.refreshExpiresIn,
+    session_id: pair.sessionId,
+  };
+  if (csrfToken === null) return c.json({ ...body, refresh_token: pair.refreshToken });
   const base = {
     path: "/",
     secure: true,
     sameSite: "Strict",
-    maxAge: pair.refresh_expires_in,
+    maxAge: pair.refreshExpiresIn,
     prefix: "host",
   } as const;
-  setCookie(c, REFRESH_COOKIE, pair.refresh_token, { ...base, httpOnly: true });
+  setCookie(c, REFRESH_COOKIE, pair.refreshToken, { ...base, httpOnly: true });
   setCookie(c, CSRF_COOKIE, csrfToken, { ...base, httpOnly: false });
-  const { refresh_token: _kept, ...body } = pair;
   return c.json(body);
 }
 

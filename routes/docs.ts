@@ -1,13 +1,24 @@
 import { type Hono, Hono as HonoApp } from "hono";
 import { openAPIRouteHandler } from "hono-openapi";
+// Swagger UI's prebuilt browser files, imported as text: they are part of the module graph, so
+// `deno compile` embeds them and nothing is read from disk or fetched from a CDN at runtime.
+import swaggerUiCss from "swagger-ui-dist/swagger-ui.css" with { type: "text" };
+import swaggerUiBundle from "swagger-ui-dist/swagger-ui-bundle.js" with { type: "text" };
+import swaggerUiPackage from "swagger-ui-dist/package.json" with { type: "json" };
 import type { AppEnv } from "../middleware/app_env.ts";
 import type { Deps } from "./deps.ts";
 import { VERSION } from "../version.ts";
 
+const CSS_PATH = "/docs/swagger-ui.css";
+const BUNDLE_PATH = "/docs/swagger-ui-bundle.js";
+/** The asset URLs carry Swagger UI's version, so a year of `immutable` caching is safe. */
+const ASSET_QUERY = `?v=${encodeURIComponent(swaggerUiPackage.version)}`;
+const ASSET_CACHE = "public, max-age=31536000, immutable";
+
 /**
  * `GET /openapi.json`, generated from the routes' own zod schemas, and
- * `GET /docs`, a small self-contained explorer (no third-party scripts) under
- * a nonce-based CSP. `/docs` exists only when `docsEnabled`.
+ * `GET /docs`, Swagger UI (npm `swagger-ui-dist`) served by the service itself
+ * under a nonce-based CSP. `/docs` and its assets exist only when `docsEnabled`.
  */
 export function docsRoutes(deps: Deps, root: Hono<AppEnv>): Hono<AppEnv> {
   const app = new HonoApp<AppEnv>().get(
@@ -28,61 +39,78 @@ export function docsRoutes(deps: Deps, root: Hono<AppEnv>): Hono<AppEnv> {
           },
         },
       },
-      exclude: ["/openapi.json", "/docs"],
+      exclude: ["/openapi.json", "/docs", CSS_PATH, BUNDLE_PATH],
     }),
   );
   if (deps.config.docsEnabled) {
     app.get("/docs", (c) => {
       const nonce = crypto.getRandomValues(new Uint8Array(16)).toBase64();
-      c.header(
-        "Content-Security-Policy",
-        `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'nonce-${nonce}'; ` +
-          "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-      );
+      c.header("Content-Security-Policy", docsCsp(nonce));
       return c.html(docsPage(nonce));
+    });
+    app.get(CSS_PATH, (c) => {
+      c.header("Cache-Control", ASSET_CACHE);
+      return c.body(swaggerUiCss, 200, { "Content-Type": "text/css; charset=utf-8" });
+    });
+    app.get(BUNDLE_PATH, (c) => {
+      c.header("Cache-Control", ASSET_CACHE);
+      return c.body(swaggerUiBundle, 200, { "Content-Type": "text/javascript; charset=utf-8" });
     });
   }
   return app;
+}
+
+/**
+ * The page's CSP. Scripts only with this response's nonce (the bundle tag carries it too);
+ * styles from the service's own stylesheet (Swagger UI's React styles go through the CSSOM,
+ * which `style-src` does not govern); its icons are `data:` SVGs; "Try it out" calls the
+ * service itself. Nothing may load from, connect to, frame or be framed by another origin.
+ */
+export function docsCsp(nonce: string): string {
+  return [
+    "default-src 'none'",
+    `script-src 'nonce-${nonce}'`,
+    "style-src 'self'",
+    "img-src 'self' data:",
+    "connect-src 'self'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+  ].join("; ");
 }
 
 function docsPage(nonce: string): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Bulwark API</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<style nonce="${nonce}">
-body{font:15px/1.5 system-ui,sans-serif;margin:2rem auto;max-width:60rem;padding:0 1rem}
-details{border:1px solid #ccc;border-radius:6px;margin:.5rem 0;padding:.5rem}
-summary{cursor:pointer}code{font-weight:600}pre{background:#f5f5f5;overflow:auto;padding:.5rem}
-textarea,input{width:100%;font:13px monospace;box-sizing:border-box}
-</style></head>
-<body><h1>Bulwark API</h1><p>Generated from <a href="/openapi.json">/openapi.json</a>.</p>
-<label>Bearer token <input id="token" autocomplete="off"></label>
-<div id="ops"></div>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="${CSS_PATH}${ASSET_QUERY}">
+</head>
+<body><div id="swagger-ui"></div>
+<script nonce="${nonce}" src="${BUNDLE_PATH}${ASSET_QUERY}"></script>
 <script nonce="${nonce}">
 "use strict";
-const el = (tag, text) => { const e = document.createElement(tag); if (text) e.textContent = text; return e; };
-fetch("/openapi.json").then((r) => r.json()).then((doc) => {
-  const root = document.getElementById("ops");
-  for (const [path, item] of Object.entries(doc.paths)) {
-    for (const [method, op] of Object.entries(item)) {
-      const box = el("details");
-      const sum = el("summary"); sum.append(el("code", method.toUpperCase() + " " + path), " " + (op.summary || ""));
-      box.append(sum);
-      const body = op.requestBody && op.requestBody.content["application/json"];
-      if (body) box.append(el("pre", JSON.stringify(body.schema, null, 2)));
-      const url = el("input"); url.value = path; box.append(url);
-      const input = el("textarea"); input.rows = 4; if (body) { input.value = "{}"; box.append(input); }
-      const send = el("button", "Send"); const out = el("pre");
-      send.addEventListener("click", async () => {
-        const headers = { "Content-Type": "application/json" };
-        const token = document.getElementById("token").value.trim();
-        if (token) headers.Authorization = "Bearer " + token;
-        const res = await fetch(url.value, { method: method.toUpperCase(), headers, body: body ? input.value : undefined });
-        out.textContent = res.status + "\\n" + await res.text();
-      });
-      box.append(send, out); root.append(box);
-    }
-  }
-});
+// "Try it out" may only call this page's own origin (connect-src 'self'), so the explorer
+// targets the origin it was loaded from rather than the document's PUBLIC_URL server.
+fetch("/openapi.json")
+  .then((res) => {
+    if (!res.ok) throw new Error("GET /openapi.json answered " + res.status);
+    return res.json();
+  })
+  .then((spec) => {
+    spec.servers = [{ url: location.origin, description: "this service" }];
+    window.ui = SwaggerUIBundle({
+      spec,
+      dom_id: "#swagger-ui",
+      validatorUrl: null,
+      deepLinking: false,
+      tryItOutEnabled: false,
+    });
+  })
+  .catch((error) => {
+    const p = document.createElement("p");
+    p.textContent = "Could not load the API description: " + error.message;
+    document.getElementById("swagger-ui").append(p);
+  });
 </script></body></html>`;
 }

@@ -1,5 +1,4 @@
 import { Hono } from "hono";
-import { describeRoute } from "hono-openapi";
 import { z } from "zod";
 import type { AppEnv } from "../middleware/app_env.ts";
 import { requestMeta, requireSession, requireSessionAuth } from "../middleware/auth.ts";
@@ -7,9 +6,9 @@ import { validate } from "../middleware/validate.ts";
 import { normalizeEmail } from "../services/identity/users.ts";
 import type { Deps, Services } from "./deps.ts";
 import { sendTokens } from "./auth.ts";
+import { LoginIdentifier, Password, route } from "./_route.ts";
 
-const Password = z.string().min(1).max(1024);
-const ForgotBody = z.strictObject({ email: z.string().trim().min(1).max(254) });
+const ForgotBody = z.strictObject({ email: LoginIdentifier });
 const ResetBody = z.strictObject({ token: z.string().min(1).max(256), new_password: Password });
 const ChangeBody = z.strictObject({ current_password: Password, new_password: Password });
 
@@ -19,10 +18,11 @@ export function passwordRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
   return new Hono<AppEnv>()
     .post(
       "/forgot",
-      describeRoute({
+      route({
         summary: "Mail a single-use reset link (always 202)",
         tags: ["password"],
         responses: { 202: { description: "Accepted, whether or not the account exists" } },
+        policy: { rate: "login" },
       }),
       validate("json", ForgotBody),
       async (c) => {
@@ -35,10 +35,11 @@ export function passwordRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
     )
     .post(
       "/reset",
-      describeRoute({
+      route({
         summary: "Set a new password with a reset token",
         tags: ["password"],
         responses: { 204: { description: "Password set; every session revoked" } },
+        policy: { rate: "login" },
       }),
       validate("json", ResetBody),
       async (c) => {
@@ -49,11 +50,12 @@ export function passwordRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
     )
     .post(
       "/change",
-      describeRoute({
+      route({
         summary: "Change my password; returns a new pair, other sessions revoked",
         tags: ["password"],
-        security: [{ bearer: [] }],
+        auth: "bearer",
         responses: { 200: { description: "New token pair" } },
+        policy: { allowExpiredPassword: true },
       }),
       requireSessionAuth(),
       validate("json", ChangeBody),

@@ -1,16 +1,14 @@
 import { type Context, Hono } from "hono";
-import { describeRoute, resolver } from "hono-openapi";
 import { z } from "zod";
 import type { AppEnv } from "../middleware/app_env.ts";
 import { requestMeta, requirePermission, requirePrincipal } from "../middleware/auth.ts";
 import { validate } from "../middleware/validate.ts";
 import { NotFoundError, PayloadTooLargeError } from "../services/core/errors.ts";
 import { streamUploadField } from "../services/uploads/multipart.ts";
-import { hasRole } from "../services/auth/permissions.ts";
+import { hasAdminReach } from "../services/auth/permissions.ts";
 import { contentDisposition, type UploadCaller } from "../services/uploads/uploads.ts";
 import type { Deps, Services } from "./deps.ts";
-
-const UploadParam = z.strictObject({ id: z.string().regex(/^[A-Za-z0-9_-]{22}$/) });
+import { IdParam, jsonResponse, route, type RouteSpec } from "./_route.ts";
 
 const UploadOut = z.object({
   id: z.string(),
@@ -30,19 +28,13 @@ const CONTENT_NOTE = "Content is always an attachment with `X-Content-Type-Optio
   '(`rel="enclosure"`) of `POST /uploads` and `GET /uploads/{id}` points at that origin, so ' +
   "browsers never open user content on the API's origin.";
 
-type Responses = NonNullable<Parameters<typeof describeRoute>[0]["responses"]>;
-
-function doc(summary: string, responses: Responses, description?: string) {
-  return describeRoute({
-    summary,
-    tags: ["uploads"],
-    security: [{ bearer: [] }, { apiKey: [] }],
-    responses,
-    ...(description === undefined ? {} : { description }),
-  });
+function doc(
+  summary: string,
+  responses: RouteSpec["responses"],
+  extra: Partial<RouteSpec> = {},
+) {
+  return route({ summary, tags: ["uploads"], auth: "bearer_or_api_key", responses, ...extra });
 }
-
-const json = (schema: z.ZodType) => ({ "application/json": { schema: resolver(schema) } });
 
 /**
  * `/uploads`: validated, scanned, safely stored files. Owners and admins see an upload; anyone
@@ -58,9 +50,11 @@ export function uploadRoutes(deps: Deps, services: Services): Hono<AppEnv> {
   return new Hono<AppEnv>()
     .post(
       "/",
-      doc("Upload a file (multipart field `file`)", {
-        201: { description: "Stored", content: json(UploadOut) },
-      }, `The size limit is enforced while streaming. ${CONTENT_NOTE}`),
+      doc("Upload a file (multipart field `file`)", { 201: jsonResponse(UploadOut, "Stored") }, {
+        description: `The size limit is enforced while streaming. ${CONTENT_NOTE}`,
+        // The multipart body is counted while streaming and cut off at UPLOAD_MAX_BYTES.
+        policy: { rate: "uploads", body: "stream" },
+      }),
       requirePermission("uploads:write"),
       async (c) => {
         const principal = requirePrincipal(c);
@@ -80,17 +74,15 @@ export function uploadRoutes(deps: Deps, services: Services): Hono<AppEnv> {
     )
     .get(
       "/",
-      doc("List my uploads", {
-        200: { description: "Uploads", content: json(z.array(UploadOut)) },
-      }),
+      doc("List my uploads", { 200: jsonResponse(z.array(UploadOut), "Uploads") }),
       requirePermission("uploads:read"),
       async (c) => c.json(await uploads.list(requirePrincipal(c).userId)),
     )
     .get(
       "/:id",
-      doc("Describe one upload", { 200: { description: "Upload", content: json(UploadOut) } }),
+      doc("Describe one upload", { 200: jsonResponse(UploadOut, "Upload") }),
       requirePermission("uploads:read"),
-      validate("param", UploadParam),
+      validate("param", IdParam),
       async (c) => {
         const id = c.req.valid("param").id;
         const upload = await uploads.getUpload(caller(c), id);
@@ -104,10 +96,10 @@ export function uploadRoutes(deps: Deps, services: Services): Hono<AppEnv> {
       doc(
         "Download an upload's bytes",
         { 200: { description: "The bytes, with the detected type" } },
-        CONTENT_NOTE,
+        { description: CONTENT_NOTE },
       ),
       requirePermission("uploads:read"),
-      validate("param", UploadParam),
+      validate("param", IdParam),
       async (c) => {
         const opened = await uploads.openUpload(caller(c), c.req.valid("param").id);
         if (opened === null) throw new NotFoundError("No such upload");
@@ -126,7 +118,7 @@ export function uploadRoutes(deps: Deps, services: Services): Hono<AppEnv> {
       "/:id",
       doc("Delete an upload", { 204: { description: "Deleted" } }),
       requirePermission("uploads:write"),
-      validate("param", UploadParam),
+      validate("param", IdParam),
       async (c) => {
         await uploads.deleteUpload(caller(c), c.req.valid("param").id, requestMeta(c));
         return c.body(null, 204);
@@ -136,10 +128,5 @@ export function uploadRoutes(deps: Deps, services: Services): Hono<AppEnv> {
 
 function caller(c: Context<AppEnv>): UploadCaller {
   const principal = requirePrincipal(c);
-  // Admin reach needs the role and an admin permission in this credential's scope, so an
-  // admin's narrowly scoped key or token stays within its owner's own files.
-  return {
-    userId: principal.userId,
-    isAdmin: hasRole(principal.role, "admin") && principal.scopes.has("users:manage"),
-  };
+  return { userId: principal.userId, isAdmin: hasAdminReach(principal) };
 }

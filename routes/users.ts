@@ -1,18 +1,18 @@
 import { Hono } from "hono";
-import { describeRoute } from "hono-openapi";
 import type { AppEnv } from "../middleware/app_env.ts";
 import { requirePermission, requirePrincipal } from "../middleware/auth.ts";
 import { toPublicUser } from "../services/identity/users.ts";
 import type { Deps, Services } from "./deps.ts";
+import { route } from "./_route.ts";
 
 /** `/users/*`: the caller's own account. */
 export function userRoutes(_deps: Deps, _services: Services): Hono<AppEnv> {
   return new Hono<AppEnv>().get(
     "/me",
-    describeRoute({
+    route({
       summary: "The current user",
       tags: ["users"],
-      security: [{ bearer: [] }],
+      auth: "bearer_or_api_key",
       responses: { 200: { description: "The user" } },
     }),
     requirePermission("profile:read"),

@@ -1,4 +1,4 @@
-import { createHash, createHmac } from "node:crypto";
+import { expireInUntil, listByIndex } from "../core/kv.ts";
 import type { AuditService, RequestMeta } from "../core/audit.ts";
 import type { Clock } from "../core/clock.ts";
 import {
@@ -8,7 +8,7 @@ import {
   TokenInvalidError,
   ValidationError,
 } from "../core/errors.ts";
-import { timingSafeEqual } from "../core/crypto.ts";
+import { hmacSha256, randomSecret, sha256, timingSafeEqual } from "../core/crypto.ts";
 import { formatCidr, ipAllowed, parseCidr } from "../limits/ip_allowlist.ts";
 import {
   apiKeyByHashKey,
@@ -21,8 +21,8 @@ import {
 } from "../core/kv_keys.ts";
 import type { Logger } from "../core/logger.ts";
 import { isPermission, permissionsOf, type Role } from "../auth/permissions.ts";
-import type { RefusalSampler } from "../limits/rate_limiter.ts";
-import { randomId } from "../auth/tokens.ts";
+import type { RefusalSampler } from "../limits/refusal_sampler.ts";
+import { randomId } from "../core/crypto.ts";
 import type { UserRecord } from "../identity/users.ts";
 
 /** A stored API key. Only a hash of the key is kept. */
@@ -161,18 +161,11 @@ export function createApiKeyService(deps: ApiKeyDeps): ApiKeyService {
   let flushing: Promise<void> | null = null;
 
   function hashKey(key: string): string {
-    return deps.pepper === undefined
-      ? createHash("sha256").update(key).digest("base64url")
-      : createHmac("sha256", deps.pepper).update(key).digest("base64url");
+    return deps.pepper === undefined ? sha256(key) : hmacSha256(deps.pepper, key);
   }
 
   function newKey(): string {
-    return `bwk_${
-      crypto.getRandomValues(new Uint8Array(32)).toBase64({
-        alphabet: "base64url",
-        omitPadding: true,
-      })
-    }`;
+    return `bwk_${randomSecret()}`;
   }
 
   function created(record: ApiKeyRecord, key: string): CreatedApiKey {
@@ -189,24 +182,11 @@ export function createApiKeyService(deps: ApiKeyDeps): ApiKeyService {
   }
 
   async function listRecords(userId: string): Promise<Deno.KvEntry<ApiKeyRecord>[]> {
-    const ids: string[] = [];
-    for await (const e of kv.list<string>({ prefix: apiKeysByUserPrefix(userId) })) {
-      ids.push(e.value);
-    }
-    const out: Deno.KvEntry<ApiKeyRecord>[] = [];
-    for (let i = 0; i < ids.length; i += 10) {
-      const entries = await kv.getMany<ApiKeyRecord[]>(ids.slice(i, i + 10).map(apiKeyKey));
-      for (const e of entries) if (e.value !== null) out.push(e as Deno.KvEntry<ApiKeyRecord>);
-    }
-    return out;
-  }
-
-  function ttl(expiresAt: string, now: Date): number {
-    return Math.max(1000, new Date(expiresAt).getTime() - now.getTime());
+    return await listByIndex<ApiKeyRecord>(kv, apiKeysByUserPrefix(userId), apiKeyKey);
   }
 
   async function store(record: ApiKeyRecord, now: Date, guard: (op: Deno.AtomicOperation) => void) {
-    const expireIn = ttl(record.expires_at, now);
+    const expireIn = expireInUntil(record.expires_at, now);
     const op = kv.atomic()
       .check({ key: apiKeyKey(record.id), versionstamp: null })
       .check({ key: apiKeyByHashKey(record.hash), versionstamp: null })
@@ -353,7 +333,7 @@ export function createApiKeyService(deps: ApiKeyDeps): ApiKeyService {
         rotated_at: now.toISOString(),
         replaced_by: record.id,
       };
-      const oldExpireIn = ttl(retired.expires_at, now);
+      const oldExpireIn = expireInUntil(retired.expires_at, now);
       // One commit: the new key appears exactly when the old one starts its grace period.
       await store(record, now, (op) => {
         op.check(entry)

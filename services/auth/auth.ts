@@ -1,3 +1,4 @@
+import type { AuditEventType } from "../core/audit_events.ts";
 import type { AuditService, RequestMeta } from "../core/audit.ts";
 import type { Clock } from "../core/clock.ts";
 import {
@@ -7,12 +8,13 @@ import {
   TokenInvalidError,
   TokenRevokedError,
 } from "../core/errors.ts";
-import { randomSecret, sessionFingerprint, sha256, timingSafeEqual } from "../core/crypto.ts";
+import { randomSecret, sha256, timingSafeEqual } from "../core/crypto.ts";
 import type { LockoutService } from "./lockout.ts";
 import type { PasswordHasher } from "../identity/password_hasher.ts";
 import type { PasswordPolicy } from "../identity/password_policy.ts";
-import { grantScopes, type Role } from "./permissions.ts";
-import type { SessionRecord, SessionService } from "./sessions.ts";
+import { grantScopes } from "./permissions.ts";
+import type { SessionPrincipal } from "./principal.ts";
+import { sessionFingerprint, type SessionRecord, type SessionService } from "./sessions.ts";
 import type { TokenService } from "./tokens.ts";
 import {
   normalizeEmail,
@@ -22,47 +24,29 @@ import {
   type UserService,
 } from "../identity/users.ts";
 
-/** A caller holding an access token of a login session. */
-export interface SessionPrincipal {
-  kind: "user";
-  userId: string;
-  sessionId: string;
-  jti: string;
-  role: Role;
-  /** What this credential may do: the token's scopes. */
-  scopes: ReadonlySet<string>;
-  /** The password has expired: only a password change is allowed. */
-  passwordExpired: boolean;
-  expiresAt: Date;
-  /** The account as read in the same round trip as the revocation check. */
-  user: UserRecord;
-}
+export type { ApiKeyPrincipal, Principal, SessionPrincipal } from "./principal.ts";
 
-/** A caller holding an API key. */
-export interface ApiKeyPrincipal {
-  kind: "api_key";
-  userId: string;
-  keyId: string;
-  role: Role;
-  /** The key's scopes, never more than the owner holds now. */
-  scopes: ReadonlySet<string>;
-  /** The owner's password has expired: the key may do nothing until it is changed. */
-  passwordExpired: boolean;
-  /** The owner's account as read while checking the key. */
-  user: UserRecord;
-}
-
-/** The authenticated caller, as routes and guards see it. */
-export type Principal = SessionPrincipal | ApiKeyPrincipal;
-
-/** The body of a successful login or refresh. */
+/** What a successful login or refresh issues (the route gives it its wire shape). */
 export interface TokenPair {
-  access_token: string;
-  refresh_token: string;
-  token_type: "bearer";
-  expires_in: number;
-  refresh_expires_in: number;
-  session_id: string;
+  accessToken: string;
+  refreshToken: string;
+  /** Seconds the access token lives. */
+  expiresIn: number;
+  /** Seconds until the session (and so the refresh token) ends. */
+  refreshExpiresIn: number;
+  sessionId: string;
+}
+
+/** One session as its owner sees it. */
+export interface SessionView {
+  id: string;
+  createdAt: string;
+  lastSeenAt: string;
+  ip: string;
+  userAgent: string;
+  rememberMe: boolean;
+  /** The session of the credential asking. */
+  current: boolean;
 }
 
 /** A token pair plus, for cookie sessions, the CSRF token to set as a readable cookie. */
@@ -132,6 +116,14 @@ export interface AuthService {
   logoutWithCookie(input: RefreshInput, meta: RequestMeta): Promise<void>;
   /** Revokes every session of the principal's user; returns how many. */
   logoutAll(principal: SessionPrincipal, meta: RequestMeta): Promise<number>;
+  /** The caller's live sessions, newest first, marking the one asking. */
+  listSessions(principal: SessionPrincipal): Promise<SessionView[]>;
+  /**
+   * Revokes one of the caller's own sessions and audits it.
+   *
+   * @throws {NotFoundError} when it does not exist or is someone else's (no existence leak)
+   */
+  revokeSession(principal: SessionPrincipal, sessionId: string, meta: RequestMeta): Promise<void>;
   /** True when `user`'s password is older than the configured maximum age. */
   isPasswordExpired(user: UserRecord): boolean;
   /**
@@ -197,15 +189,14 @@ export function createAuthService(deps: AuthDeps): AuthService {
       passwordExpired: expired,
     }, now);
     return {
-      access_token: access.token,
-      refresh_token: refreshToken,
-      token_type: "bearer",
-      expires_in: deps.accessTtlSeconds,
-      refresh_expires_in: Math.max(
+      accessToken: access.token,
+      refreshToken,
+      expiresIn: deps.accessTtlSeconds,
+      refreshExpiresIn: Math.max(
         0,
         Math.floor((new Date(session.expires_at).getTime() - now.getTime()) / 1000),
       ),
-      session_id: session.id,
+      sessionId: session.id,
     };
   }
 
@@ -228,7 +219,7 @@ export function createAuthService(deps: AuthDeps): AuthService {
 
   async function endSession(
     session: SessionRecord,
-    type: string,
+    type: AuditEventType,
     meta: RequestMeta,
   ): Promise<void> {
     await sessions.revokeSession(session.id);
@@ -270,6 +261,30 @@ export function createAuthService(deps: AuthDeps): AuthService {
   const service: AuthService = {
     isPasswordExpired(user) {
       return passwordExpired(user, clock.now());
+    },
+
+    async listSessions(principal) {
+      const list = await sessions.listForUser(principal.userId);
+      return list.sort((a, b) => b.created_at.localeCompare(a.created_at)).map((s) => ({
+        id: s.id,
+        createdAt: s.created_at,
+        lastSeenAt: s.last_seen_at,
+        ip: s.ip,
+        userAgent: s.user_agent,
+        rememberMe: s.remember_me,
+        current: s.id === principal.sessionId,
+      }));
+    },
+
+    async revokeSession(principal, sessionId, meta) {
+      await sessions.revokeOwnSession(principal.userId, sessionId);
+      await audit.record({
+        type: "session.revoked",
+        outcome: "success",
+        userId: principal.userId,
+        meta,
+        details: { session_id: sessionId },
+      });
     },
 
     async register(input, meta) {
@@ -422,6 +437,11 @@ export function createAuthService(deps: AuthDeps): AuthService {
       );
       if (revoked || session === null || session.user_id !== claims.sub) {
         throw new TokenRevokedError("The token has been revoked");
+      }
+      // A session's absolute end bounds every token issued for it (security review #10):
+      // an access token must not outlive its session by up to its own lifetime.
+      if (new Date(session.expires_at).getTime() <= clock.now().getTime()) {
+        throw new TokenRevokedError("The session of this token has ended");
       }
       // A disabled account, or one whose role changed since the token was issued, is
       // refused at once rather than when the token expires.

@@ -1,4 +1,6 @@
-import { createHash } from "node:crypto";
+import type { AuditEventType } from "../core/audit_events.ts";
+import { commitOrRetry, RETRY, retryOnConflict } from "../core/kv.ts";
+import { sha256 } from "../core/crypto.ts";
 import type { AuditService, RequestMeta } from "../core/audit.ts";
 import type { Clock } from "../core/clock.ts";
 import { AccountLockedError, LoginThrottledError } from "../core/errors.ts";
@@ -63,7 +65,9 @@ const EMPTY: FailureState = {
   throttle_audited_at_failures: -1,
   lock_audited: false,
 };
-const MAX_ATTEMPTS = 8;
+
+/** Longest progressive delay between failed logins: 5 minutes. */
+export const MAX_DELAY_MS = 5 * 60_000;
 
 /** Creates the lockout service. */
 export function createLockoutService(deps: LockoutDeps): LockoutService {
@@ -75,7 +79,11 @@ export function createLockoutService(deps: LockoutDeps): LockoutService {
   const stuffingWindowMs = deps.stuffingWindowMs ?? 10 * 60_000;
 
   function delayAfter(failures: number): number {
-    return failures <= 0 ? 0 : baseDelayMs * 2 ** (failures - 1);
+    // Capped (security review #10): with a high LOCKOUT_THRESHOLD the doubling would
+    // otherwise pass any sane wait and overflow the record's expireIn.
+    return failures <= 0
+      ? 0
+      : Math.min(MAX_DELAY_MS, baseDelayMs * 2 ** Math.min(failures - 1, 30));
   }
 
   /** A lock that has run out starts the count afresh. */
@@ -90,23 +98,25 @@ export function createLockoutService(deps: LockoutDeps): LockoutService {
     change: (state: FailureState, now: number) => FailureState | null,
   ): Promise<void> {
     const key = loginFailuresKey(account);
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    await retryOnConflict(async (attempt) => {
       const entry = await kv.get<FailureState>(key);
       const now = clock.now().getTime();
       const next = change(current(entry.value, now), now);
       const op = kv.atomic().check(entry);
       if (next === null) op.delete(key);
       else op.set(key, next, { expireIn: lockoutMs + delayAfter(maxFailures) });
-      if ((await op.commit()).ok) return;
-    }
-    // Attempts that keep colliding are a burst: answer like the progressive delay would.
-    throw new LoginThrottledError("Too many concurrent login attempts", { retryAfter: 1 });
+      return await commitOrRetry(op, attempt);
+    }, {
+      // Attempts that keep colliding are a burst: answer like the progressive delay would.
+      exhausted: () =>
+        new LoginThrottledError("Too many concurrent login attempts", { retryAfter: 1 }),
+    });
   }
 
   return {
     async begin(account, meta) {
       let refusal: AccountLockedError | LoginThrottledError | null = null;
-      let auditType: string | null = null;
+      let auditType: AuditEventType | null = null;
       await update(account, (state, now) => {
         refusal = null;
         auditType = null;
@@ -178,37 +188,36 @@ export function createLockoutService(deps: LockoutDeps): LockoutService {
   async function trackIp(account: string, meta: RequestMeta): Promise<void> {
     const key = loginFailuresByIpKey(clientBucketKey(meta.ip));
     const id = digest(account);
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    const alerted = await retryOnConflict(async (attempt) => {
       const entry = await kv.get<IpFailures>(key);
       const now = clock.now().getTime();
       let state = entry.value;
       if (state === null || now - state.window_start_ms > stuffingWindowMs) {
         state = { window_start_ms: now, accounts: [], alerted: false };
       }
-      if (state.accounts.includes(id) || state.alerted) return;
+      if (state.accounts.includes(id) || state.alerted) return 0;
       const accounts = [...state.accounts, id];
       const alert = accounts.length >= stuffingThreshold;
       const next = { ...state, accounts: alert ? [] : accounts, alerted: alert };
-      const res = await kv.atomic().check(entry).set(key, next, { expireIn: stuffingWindowMs })
-        .commit();
-      if (!res.ok) continue;
-      if (alert) {
-        await audit.record({
-          type: "credential_stuffing_suspected",
-          outcome: "failure",
-          meta,
-          details: {
-            distinct_accounts: accounts.length,
-            window_minutes: stuffingWindowMs / 60_000,
-          },
-        });
-      }
-      return;
+      const op = kv.atomic().check(entry).set(key, next, { expireIn: stuffingWindowMs });
+      if ((await commitOrRetry(op, attempt)) === RETRY) return RETRY;
+      return alert ? accounts.length : 0;
+    }, {
+      exhausted: () =>
+        new LoginThrottledError("Too many concurrent login attempts", { retryAfter: 1 }),
+    });
+    if (alerted > 0) {
+      await audit.record({
+        type: "credential_stuffing_suspected",
+        outcome: "failure",
+        meta,
+        details: { distinct_accounts: alerted, window_minutes: stuffingWindowMs / 60_000 },
+      });
     }
   }
 }
 
 /** Audit records name accounts by a digest: unknown emails typed by attackers are not stored. */
 function digest(account: string): string {
-  return createHash("sha256").update(account).digest("base64url").slice(0, 16);
+  return sha256(account).slice(0, 16);
 }

@@ -60,3 +60,12 @@ export function grantScopes(role: Role, requested: readonly string[] | null): Pe
   if (requested === null) return [...allowed];
   return PERMISSIONS.filter((p) => allowed.has(p) && requested.includes(p));
 }
+
+/**
+ * True when a credential may act on other users' resources as an admin: the
+ * role must be admin and this credential's scope must hold `users:manage`, so
+ * an admin's narrowly scoped key or token stays within its owner's own things.
+ */
+export function hasAdminReach(caller: { role: Role; scopes: ReadonlySet<string> }): boolean {
+  return hasRole(caller.role, "admin") && caller.scopes.has("users:manage");
+}

@@ -1,3 +1,4 @@
+import { expireInUntil, listByIndex } from "../core/kv.ts";
 import type { RequestMeta } from "../core/audit.ts";
 import type { Clock } from "../core/clock.ts";
 import { ConflictError, NotFoundError } from "../core/errors.ts";
@@ -9,7 +10,8 @@ import {
   userKey,
 } from "../core/kv_keys.ts";
 import type { UserRecord } from "../identity/users.ts";
-import { randomId } from "./tokens.ts";
+import { randomId, sha256 } from "../core/crypto.ts";
+import { ipPrefix } from "../limits/client_ip.ts";
 
 /** A login session; its id is the tokens' `sid`. */
 export interface SessionRecord {
@@ -97,11 +99,6 @@ export interface SessionDeps {
 export function createSessionService(deps: SessionDeps): SessionService {
   const { kv, clock } = deps;
 
-  function ttl(expiresAt: string | Date, now: Date): number {
-    // expireIn is only cleanup (values carry their own expiry); keep it positive.
-    return Math.max(1000, new Date(expiresAt).getTime() - now.getTime());
-  }
-
   return {
     async createSession(input, refreshJti) {
       const now = clock.now();
@@ -121,7 +118,7 @@ export function createSessionService(deps: SessionDeps): SessionService {
         csrf_hash: input.csrfHash,
         password_version: input.passwordVersion,
       };
-      const expireIn = ttl(session.expires_at, now);
+      const expireIn = expireInUntil(session.expires_at, now);
       const res = await kv.atomic()
         .check({ key: sessionKey(id), versionstamp: null })
         .set(sessionKey(id), session, { expireIn })
@@ -142,7 +139,7 @@ export function createSessionService(deps: SessionDeps): SessionService {
         last_seen_at: now.toISOString(),
         ip: meta.ip,
       };
-      const expireIn = ttl(next.expires_at, now);
+      const expireIn = expireInUntil(next.expires_at, now);
       const res = await kv.atomic()
         .check(entry)
         .set(sessionKey(next.id), next, { expireIn })
@@ -174,22 +171,17 @@ export function createSessionService(deps: SessionDeps): SessionService {
       return count;
     },
     async listForUser(userId) {
-      const ids: string[] = [];
-      for await (const entry of kv.list<string>({ prefix: sessionsByUserPrefix(userId) })) {
-        ids.push(entry.value);
-      }
-      const sessions: SessionRecord[] = [];
-      // getMany takes at most 10 keys per call.
-      for (let i = 0; i < ids.length; i += 10) {
-        const entries = await kv.getMany<SessionRecord[]>(ids.slice(i, i + 10).map(sessionKey));
-        for (const e of entries) if (e.value !== null) sessions.push(e.value);
-      }
-      return sessions;
+      const entries = await listByIndex<SessionRecord>(
+        kv,
+        sessionsByUserPrefix(userId),
+        sessionKey,
+      );
+      return entries.map((e) => e.value);
     },
     async revokeAccessToken(jti, expiresAt) {
       const now = clock.now();
       await kv.set(revokedJtiKey(jti), { expires_at: expiresAt.toISOString() }, {
-        expireIn: ttl(expiresAt, now),
+        expireIn: expireInUntil(expiresAt, now),
       });
     },
     async checkAccess(jti, sessionId, userId) {
@@ -201,4 +193,12 @@ export function createSessionService(deps: SessionDeps): SessionService {
       return { revoked: revoked.value !== null, session: session.value, user: user.value };
     },
   };
+}
+
+/**
+ * A session fingerprint: the User-Agent, and optionally the client's network
+ * prefix (/24 for IPv4, /64 for IPv6) so a roaming phone keeps its session.
+ */
+export function sessionFingerprint(userAgent: string, ip: string, bindIp: boolean): string {
+  return sha256(`${userAgent}\n${bindIp ? ipPrefix(ip) : ""}`);
 }

@@ -1,3 +1,4 @@
+import { randomId } from "../core/crypto.ts";
 import { errors as joseErrors, type JWTPayload, jwtVerify, SignJWT } from "jose";
 import type { Clock } from "../core/clock.ts";
 import type { SecretKey } from "../config/config.ts";
@@ -193,14 +194,6 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
       return { sub: p.sub!, sid: p.sid as string, jti: p.jti!, iat: p.iat!, exp: p.exp! };
     },
   };
-}
-
-/** 128 random bits, base64url (unguessable ids for sessions, jtis and records). */
-export function randomId(): string {
-  return crypto.getRandomValues(new Uint8Array(16)).toBase64({
-    alphabet: "base64url",
-    omitPadding: true,
-  });
 }
 
 function importHmacKey(secret: Uint8Array): Promise<CryptoKey> {

@@ -1,3 +1,4 @@
+import type { AuditEventType } from "./audit_events.ts";
 import type { Clock } from "./clock.ts";
 import { auditByUserKey, auditKey } from "./kv_keys.ts";
 import type { Logger } from "./logger.ts";
@@ -13,7 +14,7 @@ export interface RequestMeta {
 export interface AuditEvent {
   id: string;
   at: string;
-  type: string;
+  type: AuditEventType;
   outcome: "success" | "failure";
   user_id?: string;
   ip?: string;
@@ -23,7 +24,7 @@ export interface AuditEvent {
 
 /** What a caller records. */
 export interface AuditInput {
-  type: string;
+  type: AuditEventType;
   outcome: "success" | "failure";
   userId?: string | undefined;
   meta?: RequestMeta | undefined;

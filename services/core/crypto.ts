@@ -1,45 +1,59 @@
-import { createHash } from "node:crypto";
-import ipaddr from "ipaddr.js";
-
-/** SHA-256, base64url: how secrets and fingerprints are stored (never the value itself). */
-export function sha256(value: string): string {
-  return createHash("sha256").update(value).digest("base64url");
-}
-
 /**
- * A session fingerprint: the User-Agent, and optionally the client's network
- * prefix (/24 for IPv4, /64 for IPv6) so a roaming phone keeps its session.
+ * The one home of Bulwark's crypto primitives: random ids and secrets, SHA-256
+ * and HMAC digests, constant-time comparison. Every random value comes from
+ * the platform CSPRNG (`crypto.getRandomValues`).
  */
-export function sessionFingerprint(userAgent: string, ip: string, bindIp: boolean): string {
-  return sha256(`${userAgent}\n${bindIp ? ipPrefix(ip) : ""}`);
-}
+import { Buffer } from "node:buffer";
+import { createHash, createHmac, timingSafeEqual as nodeTimingSafeEqual } from "node:crypto";
 
-/**
- * The /24 (IPv4) or /64 (IPv6) network of an address, as text; IPv4-mapped IPv6
- * counts as IPv4. Anything unparseable is returned as it is.
- */
-export function ipPrefix(ip: string): string {
-  if (!ipaddr.isValid(ip)) return ip;
-  const addr = ipaddr.process(ip);
-  if (addr.kind() === "ipv4") return `${addr.toByteArray().slice(0, 3).join(".")}.0/24`;
-  const parts = (addr as ipaddr.IPv6).toNormalizedString().split(":").slice(0, 4);
-  return `${parts.join(":")}::/64`;
-}
-
-/** Compares two strings in constant time (for equal lengths); lengths are not secret here. */
-export function timingSafeEqual(a: string, b: string): boolean {
-  const x = new TextEncoder().encode(a);
-  const y = new TextEncoder().encode(b);
-  if (x.byteLength !== y.byteLength) return false;
-  let diff = 0;
-  for (let i = 0; i < x.byteLength; i++) diff |= x[i]! ^ y[i]!;
-  return diff === 0;
-}
-
-/** 32 random bytes, base64url (reset tokens, CSRF tokens). */
-export function randomSecret(): string {
-  return crypto.getRandomValues(new Uint8Array(32)).toBase64({
+/** `bytes` random bytes, base64url without padding. */
+export function randomToken(bytes: number): string {
+  if (!Number.isInteger(bytes) || bytes < 16) {
+    throw new RangeError("Cannot make a random token: at least 16 bytes are needed");
+  }
+  return crypto.getRandomValues(new Uint8Array(bytes)).toBase64({
     alphabet: "base64url",
     omitPadding: true,
   });
+}
+
+/** 128 random bits, base64url (22 characters): unguessable ids for records, sessions and jtis. */
+export function randomId(): string {
+  return randomToken(16);
+}
+
+/** 256 random bits, base64url (43 characters): reset, verification and CSRF tokens, keys. */
+export function randomSecret(): string {
+  return randomToken(32);
+}
+
+/** SHA-256 of `value`, base64url: how secrets and fingerprints are stored (never the value). */
+export function sha256(value: string | Uint8Array): string {
+  return createHash("sha256").update(value).digest("base64url");
+}
+
+/** SHA-256 of `value`, hex (upload digests, hashed bucket names). */
+export function sha256Hex(value: string | Uint8Array): string {
+  return createHash("sha256").update(value).digest("hex");
+}
+
+/** HMAC-SHA256 of `value` under `key`, base64url. */
+export function hmacSha256(key: string | Uint8Array, value: string | Uint8Array): string {
+  return createHmac("sha256", key).update(value).digest("base64url");
+}
+
+/**
+ * Compares two strings in constant time for equal byte lengths (`node:crypto`
+ * `timingSafeEqual`); a length mismatch answers false at once, so only compare
+ * values whose length is not secret (digests, fixed-size tokens).
+ */
+export function timingSafeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a, "utf8");
+  const y = Buffer.from(b, "utf8");
+  return x.byteLength === y.byteLength && nodeTimingSafeEqual(x, y);
+}
+
+/** A SHA-256 digest fed piece by piece (streamed uploads); `digest("hex")` ends it. */
+export function incrementalSha256(): ReturnType<typeof createHash> {
+  return createHash("sha256");
 }

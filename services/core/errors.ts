@@ -1,3 +1,47 @@
+/**
+ * Every stable machine-readable error code (API.md). `AppError.code` is this
+ * union, so a misspelled code fails type checking instead of becoming a 500;
+ * `middleware/problem.ts` maps each one to its HTTP status and title.
+ */
+export const PROBLEM_CODES = [
+  "validation_failed",
+  "malformed_json",
+  "bad_request",
+  "payload_too_large",
+  "quota_exceeded",
+  "unsupported_media_type",
+  "invalid_credentials",
+  "token_invalid",
+  "token_expired",
+  "token_revoked",
+  "account_locked",
+  "login_throttled",
+  "rate_limited",
+  "forbidden",
+  "insufficient_scope",
+  "ip_not_allowed",
+  "ip_blocked",
+  "email_unverified",
+  "not_found",
+  "method_not_allowed",
+  "conflict",
+  "password_policy",
+  "password_reused",
+  "password_expired",
+  "csrf_failed",
+  "reset_token_invalid",
+  "verification_token_invalid",
+  "malware_detected",
+  "archive_rejected",
+  "scanner_unavailable",
+  "service_unavailable",
+  "maintenance",
+  "internal",
+] as const;
+
+/** A stable machine-readable error code. */
+export type ProblemCode = typeof PROBLEM_CODES[number];
+
 /** A field-level problem reported inside a problem+json `errors` member. */
 export interface FieldError {
   readonly path: string;
@@ -10,10 +54,8 @@ export interface AppErrorOptions {
   cause?: unknown;
   /** Field-level problems (validation and password policy). */
   errors?: readonly FieldError[];
-  /** Seconds the client should wait before retrying, sent as `Retry-After`. */
+  /** Seconds the client should wait before retrying. */
   retryAfter?: number;
-  /** Extra response headers (e.g. `X-RateLimit-*` on a refusal). */
-  headers?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -21,17 +63,15 @@ export interface AppErrorOptions {
  * a stable `code` from API.md; `middleware/problem.ts` maps codes to HTTP.
  */
 export abstract class AppError extends Error {
-  abstract readonly code: string;
+  abstract readonly code: ProblemCode;
   readonly errors: readonly FieldError[] | undefined;
   readonly retryAfter: number | undefined;
-  readonly headers: Readonly<Record<string, string>> | undefined;
 
   constructor(message: string, options: AppErrorOptions = {}) {
     super(message, { cause: options.cause });
     this.name = new.target.name;
     this.errors = options.errors;
     this.retryAfter = options.retryAfter;
-    this.headers = options.headers;
   }
 }
 
@@ -100,9 +140,51 @@ export class PasswordPolicyError extends AppError {
   readonly code = "password_policy";
 }
 
-/** Too many requests in the current window. */
+/** The state of the bucket that refused a request. */
+export interface RateLimitFacts {
+  /** Requests allowed per window. */
+  readonly limit: number;
+  /** Tokens left (0 on a refusal). */
+  readonly remaining: number;
+  /** When the bucket is full again. */
+  readonly resetAt: Date;
+  /** Whole seconds until a retry can succeed. */
+  readonly retryAfter: number;
+}
+
+/** Too many requests in the current window; carries the bucket's state. */
 export class RateLimitedError extends AppError {
   readonly code = "rate_limited";
+  readonly limit: number;
+  readonly remaining: number;
+  readonly resetAt: Date;
+
+  constructor(message: string, facts: RateLimitFacts, options: { cause?: unknown } = {}) {
+    super(message, { ...options, retryAfter: facts.retryAfter });
+    this.limit = facts.limit;
+    this.remaining = facts.remaining;
+    this.resetAt = facts.resetAt;
+  }
+}
+
+/** The caller's address or account is blocked by an intrusion rule or an operator. */
+export class IpBlockedError extends AppError {
+  readonly code = "ip_blocked";
+}
+
+/** The account's email address is not verified yet. */
+export class EmailUnverifiedError extends AppError {
+  readonly code = "email_unverified";
+}
+
+/** An email-verification token is unknown, used or expired (one answer for all three). */
+export class VerificationTokenInvalidError extends AppError {
+  readonly code = "verification_token_invalid";
+}
+
+/** The service is in lockdown (kill switch): logins and grants are refused. */
+export class MaintenanceError extends AppError {
+  readonly code = "maintenance";
 }
 
 /** The store or another dependency the service needs is not answering. */

@@ -1,8 +1,9 @@
+import { commitOrRetry, RETRY, retryOnConflict } from "../core/kv.ts";
 import type { Clock } from "../core/clock.ts";
 import { ConflictError } from "../core/errors.ts";
 import { userByEmailKey, userKey } from "../core/kv_keys.ts";
 import type { Role } from "../auth/permissions.ts";
-import { randomId } from "../auth/tokens.ts";
+import { randomId } from "../core/crypto.ts";
 
 /** A stored account. `password_hash` never leaves the services layer. */
 export interface UserRecord {
@@ -82,8 +83,6 @@ export function toPublicUser(user: UserRecord): PublicUser {
   };
 }
 
-const MAX_UPDATE_ATTEMPTS = 5;
-
 /** Creates the user store. */
 export function createUserService(deps: UserDeps): UserService {
   const { kv, clock } = deps;
@@ -123,14 +122,13 @@ export function createUserService(deps: UserDeps): UserService {
       return (await kv.get<UserRecord>(userKey(index.value))).value;
     },
     async updateUser(userId, change) {
-      for (let attempt = 0; attempt < MAX_UPDATE_ATTEMPTS; attempt++) {
+      return await retryOnConflict(async (attempt) => {
         const entry = await kv.get<UserRecord>(userKey(userId));
         if (entry.value === null) return null;
         const next = { ...change(entry.value), updated_at: clock.now().toISOString() };
-        const res = await kv.atomic().check(entry).set(userKey(userId), next).commit();
-        if (res.ok) return next;
-      }
-      throw new ConflictError("Cannot update user: too many concurrent changes");
+        const op = kv.atomic().check(entry).set(userKey(userId), next);
+        return (await commitOrRetry(op, attempt)) === RETRY ? RETRY : next;
+      }, { exhausted: () => new ConflictError("Cannot update user: too many concurrent changes") });
     },
   };
 }

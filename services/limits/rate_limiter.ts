@@ -5,7 +5,8 @@
  * `burst`. A request takes `cost` tokens from every bucket it is checked
  * against, or from none of them.
  */
-import { createHash } from "node:crypto";
+import { sha256Hex } from "../core/crypto.ts";
+import { tryCommit } from "../core/kv.ts";
 import type { Clock } from "../core/clock.ts";
 import { createKeyedQueue } from "../core/keyed_queue.ts";
 
@@ -98,27 +99,6 @@ export interface RateLimiterDeps {
 }
 
 /** Decides whether a refusal should be written to the audit trail. */
-export interface RefusalSampler {
-  /**
-   * True for the first refusal of a bucket in each `rule.windowMs`, false for
-   * the rest, so a flood of refused requests writes one audit event per window.
-   *
-   * @throws {TypeError} When the bucket name or the rule is invalid.
-   */
-  shouldAudit(id: BucketId, rule: RateLimit): Promise<boolean>;
-}
-
-/** Dependencies of {@linkcode createRefusalSampler}. */
-export interface RefusalSamplerDeps {
-  kv: Deno.Kv;
-  clock: Clock;
-  /**
-   * Builds the KV key of a bucket's marker; gets the bounded key.
-   * @default rateRefusalAuditedKey
-   */
-  keyFor?: (id: BucketId) => Deno.KvKey;
-}
-
 /** Longest client key, in UTF-8 bytes, stored as given; longer keys are hashed. */
 export const MAX_BUCKET_KEY_BYTES = 256;
 
@@ -139,9 +119,6 @@ const EPSILON = 1e-9;
 
 /** Extra lifetime of a bucket record past the moment it is full again. */
 const EXPIRY_MARGIN_MS = 1_000;
-
-/** Longest pause before retrying a commit the store refused as busy. */
-const BUSY_PAUSE_CAP_MS = 16;
 
 const BUCKET_NAME = /^[a-z][a-z0-9_]{0,63}$/;
 
@@ -216,7 +193,7 @@ export function boundBucketKey(key: string): string {
   if (!key.startsWith(HASHED_PREFIX) && encoder.encode(key).length <= MAX_BUCKET_KEY_BYTES) {
     return key;
   }
-  return HASHED_PREFIX + createHash("sha256").update(key, "utf8").digest("hex");
+  return HASHED_PREFIX + sha256Hex(key);
 }
 
 /**
@@ -323,64 +300,6 @@ export function createRateLimiter(deps: RateLimiterDeps): RateLimiter {
   }
 }
 
-/**
- * Creates a sampler that lets one refusal per bucket per window through to the
- * audit trail. The marker stores its own end time; `expireIn` only cleans up.
- */
-export function createRefusalSampler(deps: RefusalSamplerDeps): RefusalSampler {
-  const { kv, clock } = deps;
-  const keyFor = deps.keyFor ?? ((id: BucketId) => rateRefusalAuditedKey(id.name, id.key));
-  return {
-    async shouldAudit(id, rule) {
-      assertBucketName(id.name);
-      assertRule(rule, id.name);
-      const key = keyFor({ name: id.name, key: boundBucketKey(id.key) });
-      const now = clock.now().getTime();
-      const entry = await kv.get<unknown>(key);
-      const until = markerUntil(entry.value);
-      if (until !== null && until > now) return false;
-      // check(entry) is versionstamp null when absent, or the stale marker's stamp:
-      // of several concurrent refusals exactly one commit wins the window.
-      const op = kv.atomic()
-        .check(entry)
-        .set(key, { until_ms: now + rule.windowMs }, { expireIn: rule.windowMs });
-      try {
-        return (await op.commit()).ok;
-      } catch (error) {
-        if (!isStoreBusy(error)) throw error;
-        // Another handle is writing; skip this sample. Nothing was stored, so the
-        // next refusal of the bucket is audited instead.
-        return false;
-      }
-    },
-  };
-}
-
-/**
- * Commits `op`; false when a check failed or the store was busy. Two handles on one
- * SQLite file (two processes, say) do not wait for each other's write lock: the
- * second commit throws "database is locked" and applies nothing, so it is retried
- * like a lost race, after a short jittered pause that lets the other writer finish.
- */
-/** Commits; returns the new versionstamp, or null for a lost race or a busy store. */
-async function tryCommit(op: Deno.AtomicOperation, attempt: number): Promise<string | null> {
-  try {
-    const res = await op.commit();
-    return res.ok ? res.versionstamp : null;
-  } catch (error) {
-    if (!isStoreBusy(error)) throw error;
-    const pauseMs = Math.random() * Math.min(BUSY_PAUSE_CAP_MS, 2 ** attempt);
-    await new Promise((resolve) => setTimeout(resolve, pauseMs));
-    return null;
-  }
-}
-
-function isStoreBusy(error: unknown): boolean {
-  // Deno 2.x reports SQLITE_BUSY as a TypeError; only its message tells it apart.
-  return error instanceof Deno.errors.Busy ||
-    (error instanceof TypeError && error.message.includes("database is locked"));
-}
-
 interface Bucket {
   id: BucketId;
   rule: RateLimit;
@@ -423,7 +342,8 @@ function prepare(checks: readonly RateCheck[], cost: number): Bucket[] {
   });
 }
 
-function assertBucketName(name: string): void {
+/** @throws {TypeError} for a bucket name that is not lower_snake. */
+export function assertBucketName(name: string): void {
   if (!BUCKET_NAME.test(name)) {
     throw new TypeError(
       `Invalid bucket name "${name}": expected lower snake_case of at most 64 characters`,
@@ -431,7 +351,8 @@ function assertBucketName(name: string): void {
   }
 }
 
-function assertRule(rule: RateLimit, name: string): void {
+/** @throws {TypeError} for a rule that is not a valid {@linkcode RateLimit}. */
+export function assertRule(rule: RateLimit, name: string): void {
   const valid = Number.isFinite(rule.limit) && rule.limit > 0 &&
     Number.isFinite(rule.windowMs) && rule.windowMs > 0 &&
     Number.isFinite(rule.burst) && rule.burst >= 1;
@@ -467,12 +388,6 @@ function isBucketState(value: unknown): value is BucketState {
   const v = value as Record<string, unknown>;
   return typeof v.tokens === "number" && Number.isFinite(v.tokens) &&
     typeof v.updated_at_ms === "number" && Number.isFinite(v.updated_at_ms);
-}
-
-function markerUntil(value: unknown): number | null {
-  if (typeof value !== "object" || value === null) return null;
-  const until = (value as Record<string, unknown>).until_ms;
-  return typeof until === "number" && Number.isFinite(until) ? until : null;
 }
 
 /**

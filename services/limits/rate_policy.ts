@@ -1,15 +1,15 @@
 import type { AuditService, RequestMeta } from "../core/audit.ts";
 import type { RateLimitSettings } from "../config/config.ts";
 import { RateLimitedError } from "../core/errors.ts";
-import { ipPrefix } from "../core/crypto.ts";
+import { ipPrefix } from "./client_ip.ts";
 import {
   parseRateLimit,
   type RateCheck,
   type RateDecision,
   type RateLimit,
   type RateLimiter,
-  type RefusalSampler,
 } from "./rate_limiter.ts";
+import type { RefusalSampler } from "./refusal_sampler.ts";
 
 /** Who is asking, as the limiter sees it. */
 export type RateSubject =
@@ -28,22 +28,13 @@ export function clientBucketKey(ip: string): string {
 /** Which budget a request draws on. */
 export type RateTier = "login" | "uploads" | "general";
 
-/** The rate-limit headers of a decision (API.md). */
-export function rateLimitHeaders(decision: RateDecision): Record<string, string> {
-  return {
-    "X-RateLimit-Limit": String(decision.limit),
-    "X-RateLimit-Remaining": String(decision.remaining),
-    "X-RateLimit-Reset": String(Math.ceil(decision.resetAt.getTime() / 1000)),
-  };
-}
-
 /** The API.md rate-limit table applied to requests. */
 export interface RatePolicy {
   readonly enabled: boolean;
   /**
    * Takes one token from the buckets a request draws on.
    *
-   * @throws {RateLimitedError} with `Retry-After` and `X-RateLimit-*` when refused
+   * @throws {RateLimitedError} with the bucket's state when refused
    */
   checkRequest(
     tier: RateTier,
@@ -97,8 +88,10 @@ export function createRatePolicy(deps: RatePolicyDeps): RatePolicy {
       });
     }
     throw new RateLimitedError("Too many requests; slow down", {
+      limit: decision.limit,
+      remaining: decision.remaining,
+      resetAt: decision.resetAt,
       retryAfter: decision.retryAfterSeconds,
-      headers: rateLimitHeaders(decision),
     });
   }
 

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { commitOrRetry, RETRY, retryOnConflict } from "../core/kv.ts";
 import { fileTypeFromBuffer } from "file-type";
 import { type ArchiveLimits, inspectZip } from "./archive.ts";
 import type { AuditService, RequestMeta } from "../core/audit.ts";
@@ -15,6 +15,7 @@ import {
   ValidationError,
 } from "../core/errors.ts";
 import { createKeyedQueue } from "../core/keyed_queue.ts";
+import { incrementalSha256, randomId } from "../core/crypto.ts";
 import {
   uploadByUserKey,
   uploadKey,
@@ -156,7 +157,7 @@ export function createUploadService(deps: UploadDeps): UploadService {
   }
 
   async function commitNow(record: UploadRecord, staged: StagedBlob): Promise<void> {
-    for (let attempt = 0; attempt < 5; attempt++) {
+    await retryOnConflict(async (attempt) => {
       const usage = await kv.get<number>(uploadUsageKey(record.owner_id));
       const used = usage.value ?? 0;
       if (deps.quotaBytes > 0 && used + record.size > deps.quotaBytes) {
@@ -171,9 +172,10 @@ export function createUploadService(deps: UploadDeps): UploadService {
         .set(uploadByUserKey(record.owner_id, record.id), record.id)
         .set(uploadUsageKey(record.owner_id), used + record.size);
       await staged.publish(op);
-      if ((await op.commit()).ok) return;
-    }
-    throw new ConflictError("Cannot store the upload: too many concurrent uploads");
+      return await commitOrRetry(op, attempt);
+    }, {
+      exhausted: () => new ConflictError("Cannot store the upload: too many concurrent uploads"),
+    });
   }
 
   return {
@@ -264,7 +266,7 @@ export function createUploadService(deps: UploadDeps): UploadService {
     uploadId: string,
     meta: RequestMeta,
   ): Promise<void> {
-    for (let attempt = 0; attempt < 5; attempt++) {
+    const record = await retryOnConflict(async (attempt) => {
       const found = await visibleRecord(caller, uploadId);
       if (found === null) throw new NotFoundError("No such upload");
       const { record, entry } = found;
@@ -276,19 +278,17 @@ export function createUploadService(deps: UploadDeps): UploadService {
         .delete(uploadByUserKey(record.owner_id, record.id))
         .set(uploadUsageKey(record.owner_id), Math.max(0, (usage.value ?? 0) - record.size));
       store.hide(op, record.blob_id);
-      if (!(await op.commit()).ok) continue;
-      // The metadata is gone, so the bytes are unreachable even if this purge fails.
-      await store.purge(record.blob_id);
-      await audit.record({
-        type: "upload.deleted",
-        outcome: "success",
-        userId: caller.userId,
-        meta,
-        details: { upload_id: record.id, owner_id: record.owner_id },
-      });
-      return;
-    }
-    throw new ConflictError("Cannot delete the upload: it keeps changing");
+      return (await commitOrRetry(op, attempt)) === RETRY ? RETRY : record;
+    }, { exhausted: () => new ConflictError("Cannot delete the upload: it keeps changing") });
+    // The metadata is gone, so the bytes are unreachable even if this purge fails.
+    await store.purge(record.blob_id);
+    await audit.record({
+      type: "upload.deleted",
+      outcome: "success",
+      userId: caller.userId,
+      meta,
+      details: { upload_id: record.id, owner_id: record.owner_id },
+    });
   }
 }
 
@@ -346,7 +346,7 @@ interface Inspection {
  * `expectedType` and no markup, and a non-zip must not end in a zip directory (polyglot).
  */
 function inspect(expectedType: string, maxBytes: number): Inspection {
-  const hash = createHash("sha256");
+  const hash = incrementalSha256();
   let size = 0;
   let head: Uint8Array | null = new Uint8Array(0);
   let tail: Uint8Array = new Uint8Array(0);
@@ -435,11 +435,4 @@ function toView(record: UploadRecord): UploadView {
     sha256: record.sha256,
     created_at: record.created_at,
   };
-}
-
-/** 128 random bits, base64url (22 characters). */
-function randomId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_")
-    .replace(/=+$/, "");
 }

@@ -1,6 +1,13 @@
 import { type HttpServer, startHttpServer } from "../../server/http_server.ts";
 import { createRuntime, type Runtime } from "../../server/runtime.ts";
-import { memoryLogger, memoryMailer, testConfig, testHasher, testPolicy } from "../_helpers.ts";
+import {
+  type MemoryLogger,
+  memoryLogger,
+  memoryMailer,
+  testConfig,
+  testHasher,
+  testPolicy,
+} from "../_helpers/world.ts";
 
 /** A running service for end-to-end tests; `await using` shuts it down. */
 export interface TestServer extends AsyncDisposable {
@@ -11,12 +18,13 @@ export interface TestServer extends AsyncDisposable {
   /** The wired service: its deps and services, for awaiting background work. */
   readonly runtime: Runtime;
   /** Keeps every log line (access log included) for assertions. */
-  readonly logger: ReturnType<typeof memoryLogger>;
+  readonly logger: MemoryLogger;
 }
 
 /** Starts the real service in-process on a free loopback port, with an in-memory store. */
 export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
-  const config = testConfig(env);
+  // Uploads go to the store, not to ./data on disk.
+  const config = testConfig({ UPLOAD_STORE: "kv", ...env });
   const logger = memoryLogger();
   const kv = await Deno.openKv(":memory:");
   let server: HttpServer;

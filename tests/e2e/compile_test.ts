@@ -16,7 +16,8 @@ import {
   runtimeBaseStatus,
   stripAnsi,
 } from "../../scripts/compile.ts";
-import { assert, assertEquals, assertMatch } from "../_assert.ts";
+import { assert, assertEquals, assertMatch } from "../_helpers/assert.ts";
+import { waitFor } from "../_helpers/wait.ts";
 
 /** Whether `deno compile` can produce a binary on this machine, and if not, why. */
 export type RuntimeBaseAvailability = { available: true } | { available: false; reason: string };
@@ -140,26 +141,31 @@ async function runBinary(
   };
 }
 
+/** Polls `url` until it answers 200; fails at once, with the logs, if the binary exits first. */
 async function waitForHealth(
   url: string,
   exited: Promise<Deno.CommandStatus>,
   logs: () => string,
 ): Promise<Response> {
-  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
   let gone = false;
   exited.then(() => gone = true, () => gone = true);
-  while (Date.now() < deadline) {
-    assert(!gone, `the binary exited before serving /health:\n${logs()}`);
-    try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
-      if (res.status === 200) return res;
-      await res.body?.cancel();
-    } catch {
-      // Not listening yet.
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
+  try {
+    return await waitFor("/health to answer 200", async () => {
+      assert(!gone, `the binary exited before serving /health:\n${logs()}`);
+      try {
+        const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+        if (res.status === 200) return res;
+        await res.body?.cancel();
+      } catch {
+        // Not listening yet.
+      }
+      return undefined;
+    }, { timeoutMs: STARTUP_TIMEOUT_MS, intervalMs: 100 });
+  } catch (error) {
+    // An early exit already names the logs; a timeout gets them appended.
+    if (gone || !(error instanceof Error)) throw error;
+    throw new Error(`${error.message}:\n${logs()}`, { cause: error });
   }
-  throw new Error(`/health did not answer 200 within ${STARTUP_TIMEOUT_MS} ms:\n${logs()}`);
 }
 
 const availability = await detectRuntimeBase();

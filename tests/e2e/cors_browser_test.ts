@@ -1,33 +1,14 @@
-import { type Browser, chromium } from "playwright-core";
-import { assert, assertEquals, assertMatch } from "../_assert.ts";
+import type { Browser } from "playwright-core";
+import { assert, assertEquals, assertMatch } from "../_helpers/assert.ts";
 import { startTestServer } from "./_server.ts";
+import { CHROMIUM, hasChromium, launchChromium } from "../_helpers/browser.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--headless",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 const PAGE_HTML = "<!doctype html><meta charset=utf-8><title>cors e2e</title><p>cors e2e</p>";
 
 /** What the page reports about its cross-origin fetch; plain data, so it survives `evaluate`. */
 type FetchOutcome =
   | { ok: true; status: number; body: unknown; requestId: string | null }
   | { ok: false; name: string; message: string };
-
-function hasChromium(): boolean {
-  try {
-    return Deno.statSync(CHROMIUM).isFile;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
-}
 
 /** A static page server on its own loopback port, i.e. its own origin. */
 function servePage(): Deno.HttpServer<Deno.NetAddr> {
@@ -87,11 +68,7 @@ Deno.test({
     const disallowedOrigin = `http://localhost:${otherPages.addr.port}`;
     await using api = await startTestServer({ CORS_ORIGINS: allowedOrigin });
 
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: CHROMIUM_ARGS,
-      timeout: 30_000,
-    });
+    const browser = await launchChromium();
     try {
       const gets = () =>
         api.logger.lines.filter((l) => /"method":"GET".*"path":"\/health"/.test(l)).length;

@@ -1,9 +1,11 @@
 import { requirePermission, requireRole } from "../../middleware/auth.ts";
-import { assert, assertEquals } from "../_assert.ts";
-import { auditTypes, bearer, json, openWorld, promote, signUp } from "../_helpers.ts";
+import { login, promote, signUp } from "../_helpers/accounts.ts";
+import { assert, assertEquals } from "../_helpers/assert.ts";
+import { bearer, json } from "../_helpers/http.ts";
+import { auditTypes, openWorld } from "../_helpers/world.ts";
 
 Deno.test("requireRole() and requirePermission() guard routes by hierarchy and scope", async (t) => {
-  using w = await openWorld();
+  await using w = await openWorld();
   w.app.get("/probe/moderation", requireRole("moderator"), (c) => c.json({ ok: true }));
   w.app.get("/probe/audit", requirePermission("audit:read"), (c) => c.json({ ok: true }));
   w.app.get("/probe/profile", requirePermission("profile:read"), (c) => c.json({ ok: true }));
@@ -34,15 +36,7 @@ Deno.test("requireRole() and requirePermission() guard routes by hierarchy and s
     assertEquals((await json(res)).code, "forbidden");
   });
   await t.step("a token narrowed by scope gets 403 insufficient_scope", async () => {
-    const narrow = await w.app.request("/auth/login", {
-      method: "POST",
-      headers: { "content-type": "application/x-www-form-urlencoded" },
-      body: new URLSearchParams({
-        username: user.user.email,
-        password: user.user.password,
-        scope: "notes:read",
-      }),
-    });
+    const narrow = await login(w.app, user.user, { scope: "notes:read" });
     const token = String((await json(narrow)).access_token);
     const res = await w.app.request("/probe/profile", { headers: bearer(token) });
     assertEquals(res.status, 403);

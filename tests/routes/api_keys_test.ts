@@ -1,19 +1,17 @@
-import { createServices } from "../../services/container.ts";
-import { assert, assertEquals, assertMatch } from "../_assert.ts";
-import {
-  auditTypes,
-  bearer,
-  json,
-  jsonInit,
-  openWorld,
-  peer,
-  promote,
-  signUp,
-} from "../_helpers.ts";
+import { promote, signUp } from "../_helpers/accounts.ts";
+import { assert, assertEquals, assertMatch } from "../_helpers/assert.ts";
+import { bearer, json, jsonInit, peer } from "../_helpers/http.ts";
+import { auditTypes, openWorld } from "../_helpers/world.ts";
 
-async function world(env: Record<string, string> = {}) {
-  const w = await openWorld(env);
-  return Object.assign(w, { owner: await signUp(w.app) });
+/** A world with one signed-up key owner. */
+async function world() {
+  const w = await openWorld();
+  try {
+    return Object.assign(w, { owner: await signUp(w.app) });
+  } catch (error) {
+    await w[Symbol.asyncDispose]();
+    throw error;
+  }
 }
 
 type World = Awaited<ReturnType<typeof world>>;
@@ -39,7 +37,7 @@ function withKey(key: unknown, ip = "203.0.113.9") {
 }
 
 Deno.test("POST /api-keys creates a key shown once", async (t) => {
-  using w = await world();
+  await using w = await world();
   const res = await createKey(w, { expires_in_days: 30, allowed_ips: ["10.0.0.0/8"] });
   let created: Record<string, unknown> = {};
   await t.step("201 with the documented shape", async () => {
@@ -102,7 +100,7 @@ Deno.test("POST /api-keys creates a key shown once", async (t) => {
 });
 
 Deno.test("an API key authenticates as its owner with its scopes", async (t) => {
-  using w = await world();
+  await using w = await world();
   const created = await newKey(w);
   await t.step("GET /users/me with X-API-Key", async () => {
     const res = await w.app.request("/users/me", ...withKey(created.key));
@@ -145,7 +143,7 @@ Deno.test("an API key authenticates as its owner with its scopes", async (t) => 
 });
 
 Deno.test("API key IP allowlists accept IPv4 and IPv6 CIDRs", async () => {
-  using w = await world();
+  await using w = await world();
   const key = (await newKey(w, { allowed_ips: ["192.0.2.0/24", "2001:db8::/32"] })).key;
   const cases: [string, number][] = [
     ["192.0.2.77", 200],
@@ -164,7 +162,7 @@ Deno.test("API key IP allowlists accept IPv4 and IPv6 CIDRs", async () => {
 });
 
 Deno.test("POST /api-keys/{id}/rotate keeps the old key for the grace period", async () => {
-  using w = await world();
+  await using w = await world();
   const old = await newKey(w);
   const res = await w.app.request(
     `/api-keys/${old.id}/rotate`,
@@ -194,7 +192,7 @@ Deno.test("POST /api-keys/{id}/rotate keeps the old key for the grace period", a
 });
 
 Deno.test("DELETE /api-keys/{id} revokes at once, only for the owner", async () => {
-  using w = await world();
+  await using w = await world();
   const key = await newKey(w);
   const other = await signUp(w.app);
   const foreign = await w.app.request(`/api-keys/${key.id}`, {
@@ -213,7 +211,7 @@ Deno.test("DELETE /api-keys/{id} revokes at once, only for the owner", async () 
 });
 
 Deno.test("API keys expire", async () => {
-  using w = await world();
+  await using w = await world();
   const key = await newKey(w, { expires_in_days: 1 });
   w.clock.advance(86_400_000 - 1000);
   assertEquals((await w.app.request("/users/me", ...withKey(key.key))).status, 200);
@@ -222,7 +220,7 @@ Deno.test("API keys expire", async () => {
 });
 
 Deno.test("the 11th active key is refused", async () => {
-  using w = await world();
+  await using w = await world();
   for (let i = 0; i < 10; i++) await newKey(w, { name: `k${i}` });
   const res = await createKey(w, { name: "k10" });
   assertEquals(res.status, 409);
@@ -230,8 +228,8 @@ Deno.test("the 11th active key is refused", async () => {
 });
 
 Deno.test("a key never reaches beyond what its owner holds now", async (t) => {
-  using w = await world();
-  const services = createServices(w.deps);
+  await using w = await world();
+  const services = w.services;
   const meta = { ip: "203.0.113.9", userAgent: "test", requestId: "r" };
   await t.step("an admin key's admin scopes go away when the owner is demoted", async () => {
     const adminToken = await promote(w, w.owner, "admin");
@@ -261,7 +259,7 @@ Deno.test("a key never reaches beyond what its owner holds now", async (t) => {
 });
 
 Deno.test("API key usage is counted without a write per request", async () => {
-  using w = await world();
+  await using w = await world();
   const key = await newKey(w);
   for (let i = 0; i < 7; i++) {
     assertEquals(

@@ -1,21 +1,13 @@
 import { createApp } from "../../routes/app.ts";
-import { createServices } from "../../services/container.ts";
-import { assert, assertEquals, assertMatch, assertNotEquals } from "../_assert.ts";
-import {
-  auditEvents,
-  bearer,
-  FakeClock,
-  GOOD_PASSWORD,
-  json,
-  jsonInit,
-  makeDeps,
-  openWorld,
-  randomUser,
-  signUp,
-} from "../_helpers.ts";
+import { createBcryptHasher } from "../../services/identity/password_hasher.ts";
+import { GOOD_PASSWORD, login, randomUser, signUp, tokenPair } from "../_helpers/accounts.ts";
+import { assert, assertEquals, assertMatch, assertNotEquals } from "../_helpers/assert.ts";
+import { bearer, json, jsonInit } from "../_helpers/http.ts";
+import { decodeJwt, withHeader, withPayload } from "../_helpers/jwt.ts";
+import { auditEvents, FakeClock, openWorld } from "../_helpers/world.ts";
 
 Deno.test("POST /auth/register creates an account", async (t) => {
-  using w = await openWorld();
+  await using w = await openWorld();
   await t.step("201 with the public shape and Location", async () => {
     const body = randomUser({ email: "  Mixed.Case@Example.COM " });
     const res = await w.app.request("/auth/register", jsonInit("POST", body));
@@ -85,14 +77,11 @@ Deno.test("POST /auth/register creates an account", async (t) => {
 });
 
 Deno.test("POST /auth/login issues a token pair", async (t) => {
-  using w = await openWorld();
+  await using w = await openWorld();
   const user = randomUser();
   await w.app.request("/auth/register", jsonInit("POST", user));
   await t.step("JSON login returns the documented shape", async () => {
-    const res = await w.app.request(
-      "/auth/login",
-      jsonInit("POST", { email: user.email, password: user.password }),
-    );
+    const res = await login(w.app, user);
     assertEquals(res.status, 200);
     assertEquals(res.headers.get("cache-control"), "no-store");
     const body = await json(res);
@@ -100,53 +89,28 @@ Deno.test("POST /auth/login issues a token pair", async (t) => {
     assertEquals(body.expires_in, 1800);
     assertEquals(body.refresh_expires_in, 12 * 3600);
     assertEquals(typeof body.session_id, "string");
-    const [header, payload] = String(body.access_token).split(".").slice(0, 2).map((p) =>
-      JSON.parse(new TextDecoder().decode(Uint8Array.fromBase64(p, { alphabet: "base64url" })))
-    );
+    const { header, payload } = decodeJwt(String(body.access_token));
     assertEquals(header.alg, "HS256");
     assertEquals(typeof header.kid, "string");
     assertEquals(payload.typ, "access");
     assertEquals(payload.role, "user");
     assertEquals(payload.sid, body.session_id);
-    assertEquals(payload.exp - payload.iat, 1800);
-    assertMatch(payload.scope, /profile:read/);
+    assertEquals(Number(payload.exp) - Number(payload.iat), 1800);
+    assertMatch(String(payload.scope), /profile:read/);
   });
   await t.step("remember_me extends the refresh lifetime to 7 days", async () => {
-    const res = await w.app.request(
-      "/auth/login",
-      jsonInit("POST", { email: user.email, password: user.password, remember_me: true }),
-    );
+    const res = await login(w.app, user, { remember_me: true });
     assertEquals((await json(res)).refresh_expires_in, 7 * 86400);
   });
   await t.step("the OAuth2 password form works and narrows scopes", async () => {
-    const res = await w.app.request("/auth/login", {
-      method: "POST",
-      headers: { "content-type": "application/x-www-form-urlencoded" },
-      body: new URLSearchParams({
-        grant_type: "password",
-        username: user.email,
-        password: user.password,
-        scope: "profile:read users:manage",
-      }),
-    });
+    const res = await login(w.app, user, { scope: "profile:read users:manage" });
     assertEquals(res.status, 200);
-    const { access_token } = await json(res);
-    const payload = JSON.parse(
-      new TextDecoder().decode(
-        Uint8Array.fromBase64(String(access_token).split(".")[1]!, { alphabet: "base64url" }),
-      ),
-    );
+    const { payload } = decodeJwt((await tokenPair(res)).access);
     assertEquals(payload.scope, "profile:read", "never more than the role has");
   });
   await t.step("wrong password and unknown email are indistinguishable", async () => {
-    const wrong = await w.app.request(
-      "/auth/login",
-      jsonInit("POST", { email: user.email, password: "Wrong-Pass-99!" }),
-    );
-    const unknown = await w.app.request(
-      "/auth/login",
-      jsonInit("POST", { email: "nobody@example.com", password: "Wrong-Pass-99!" }),
-    );
+    const wrong = await login(w.app, { email: user.email, password: "Wrong-Pass-99!" });
+    const unknown = await login(w.app, { email: "nobody@example.com", password: "Wrong-Pass-99!" });
     assertEquals(wrong.status, 401);
     assertEquals(unknown.status, 401);
     const a = await json(wrong);
@@ -166,16 +130,13 @@ Deno.test("POST /auth/login issues a token pair", async (t) => {
       assert(!JSON.stringify(e.value).includes("Wrong-Pass-99!"));
     }
     assert(
-      !w.deps.logger.lines.some((l) => l.includes("Wrong-Pass-99!") || l.includes(user.password)),
+      !w.logger.lines.some((l) => l.includes("Wrong-Pass-99!") || l.includes(user.password)),
     );
   });
   await t.step("a password past 72 bytes sharing the real prefix does not log in", async () => {
     const long = randomUser({ password: `Aa1!${"x".repeat(68)}` });
     await w.app.request("/auth/register", jsonInit("POST", long));
-    const res = await w.app.request(
-      "/auth/login",
-      jsonInit("POST", { email: long.email, password: `${long.password}EXTRA` }),
-    );
+    const res = await login(w.app, { email: long.email, password: `${long.password}EXTRA` });
     assertEquals(res.status, 401);
   });
   await t.step("415 for other media types, 400 for malformed JSON", async () => {
@@ -196,27 +157,22 @@ Deno.test("POST /auth/login issues a token pair", async (t) => {
 });
 
 Deno.test("a login re-hashes a password stored with fewer rounds", async () => {
-  using w = await openWorld();
+  await using w = await openWorld();
   const user = randomUser();
   await w.app.request("/auth/register", jsonInit("POST", user));
-  const services = createServices(w.deps);
-  const stored = await services.users.getUserByEmail(user.email);
+  const stored = await w.services.users.getUserByEmail(user.email);
   assertMatch(stored!.password_hash, /^\$2b\$04\$/);
   // The service now asks for cost 5: the next login must upgrade the hash.
-  const { createBcryptHasher } = await import("../../services/identity/password_hasher.ts");
   const stronger = createBcryptHasher({ rounds: 5, workers: 0 });
   const app = createApp({ ...w.deps, hasher: stronger });
-  const res = await app.request(
-    "/auth/login",
-    jsonInit("POST", { email: user.email, password: user.password }),
-  );
+  const res = await login(app, user);
   assertEquals(res.status, 200);
-  const after = await services.users.getUserByEmail(user.email);
+  const after = await w.services.users.getUserByEmail(user.email);
   assertMatch(after!.password_hash, /^\$2b\$05\$/);
 });
 
 Deno.test("GET /users/me needs a valid access token", async (t) => {
-  using w = await openWorld();
+  await using w = await openWorld();
   const s = await signUp(w.app);
   await t.step("200 with the user", async () => {
     const res = await w.app.request("/users/me", { headers: bearer(s.access) });
@@ -256,7 +212,7 @@ Deno.test("GET /users/me needs a valid access token", async (t) => {
 });
 
 Deno.test("POST /auth/refresh rotates the pair and detects reuse", async (t) => {
-  using w = await openWorld();
+  await using w = await openWorld();
   const s = await signUp(w.app);
   let current = s.refresh;
   await t.step("a refresh returns a new pair and spends the old token", async () => {
@@ -312,7 +268,7 @@ Deno.test("POST /auth/refresh rotates the pair and detects reuse", async (t) => 
 });
 
 Deno.test("two concurrent refreshes with the same token: exactly one wins", async () => {
-  using w = await openWorld();
+  await using w = await openWorld();
   for (let round = 0; round < 5; round++) {
     const s = await signUp(w.app);
     const results = await Promise.all(
@@ -332,7 +288,7 @@ Deno.test("two concurrent refreshes with the same token: exactly one wins", asyn
 });
 
 Deno.test("POST /auth/logout and /auth/logout-all revoke", async (t) => {
-  using w = await openWorld();
+  await using w = await openWorld();
   await t.step("logout blacklists the access token and kills the session", async () => {
     const s = await signUp(w.app);
     const res = await w.app.request("/auth/logout", { method: "POST", headers: bearer(s.access) });
@@ -345,7 +301,7 @@ Deno.test("POST /auth/logout and /auth/logout-all revoke", async (t) => {
       jsonInit("POST", { refresh_token: s.refresh }),
     );
     assertEquals(refresh.status, 401);
-    const entry = await w.kv.get(["revoked_jtis", jwtClaim(s.access, "jti")]);
+    const entry = await w.kv.get(["revoked_jtis", String(decodeJwt(s.access).payload.jti)]);
     assert(entry.value !== null, "jti is on the blacklist");
   });
   await t.step("logout needs a token", async () => {
@@ -354,11 +310,7 @@ Deno.test("POST /auth/logout and /auth/logout-all revoke", async (t) => {
   await t.step("logout-all revokes every session of the user only", async () => {
     const s = await signUp(w.app);
     const other = await signUp(w.app);
-    const second = await w.app.request(
-      "/auth/login",
-      jsonInit("POST", { email: s.user.email, password: s.user.password }),
-    );
-    const secondAccess = String((await json(second)).access_token);
+    const secondAccess = (await tokenPair(await login(w.app, s.user))).access;
     const res = await w.app.request("/auth/logout-all", {
       method: "POST",
       headers: bearer(s.access),
@@ -377,70 +329,44 @@ Deno.test("dropping a key id from the keyring revokes every token it signed", as
   const clock = new FakeClock();
   const a = "a".repeat(40);
   const b = "b".repeat(40);
-  const before = createApp(makeDeps({
-    kv,
-    clock,
-    env: { JWT_ACCESS_SECRETS: `k1:${a}`, JWT_REFRESH_SECRET: "r".repeat(40) },
-  }));
-  const s = await signUp(before);
-  const rotated = createApp(makeDeps({
-    kv,
-    clock,
-    env: { JWT_ACCESS_SECRETS: `k2:${b},k1:${a}`, JWT_REFRESH_SECRET: "r".repeat(40) },
-  }));
-  assertEquals((await rotated.request("/users/me", { headers: bearer(s.access) })).status, 200);
-  const dropped = createApp(makeDeps({
-    kv,
-    clock,
-    env: { JWT_ACCESS_SECRETS: `k2:${b}`, JWT_REFRESH_SECRET: "r".repeat(40) },
-  }));
-  const res = await dropped.request("/users/me", { headers: bearer(s.access) });
+  const instance = (accessSecrets: string) =>
+    openWorld({
+      kv,
+      clock,
+      env: { JWT_ACCESS_SECRETS: accessSecrets, JWT_REFRESH_SECRET: "r".repeat(40) },
+    });
+  await using before = await instance(`k1:${a}`);
+  const s = await signUp(before.app);
+  await using rotated = await instance(`k2:${b},k1:${a}`);
+  assertEquals((await rotated.app.request("/users/me", { headers: bearer(s.access) })).status, 200);
+  await using dropped = await instance(`k2:${b}`);
+  const res = await dropped.app.request("/users/me", { headers: bearer(s.access) });
   assertEquals(res.status, 401);
   assertEquals((await json(res)).code, "token_invalid");
 });
 
-function jwtClaim(token: string, claim: string): string {
-  const payload = JSON.parse(
-    new TextDecoder().decode(
-      Uint8Array.fromBase64(token.split(".")[1]!, { alphabet: "base64url" }),
-    ),
-  ) as Record<string, string>;
-  return payload[claim]!;
-}
-
+/** `token` claiming the admin role, its signature unchanged. */
 function tamper(token: string): string {
-  const [h, p, sig] = token.split(".");
-  const payload = JSON.parse(
-    new TextDecoder().decode(Uint8Array.fromBase64(p!, { alphabet: "base64url" })),
-  );
-  payload.role = "admin";
-  const encoded = new TextEncoder().encode(JSON.stringify(payload)).toBase64({
-    alphabet: "base64url",
-    omitPadding: true,
-  });
-  return `${h}.${encoded}.${sig}`;
+  return withPayload(token, { ...decodeJwt(token).payload, role: "admin" });
 }
 
+/** `token` re-labelled `alg: none` with its signature dropped. */
 function algNone(token: string): string {
-  const [, p] = token.split(".");
-  const header = new TextEncoder().encode(JSON.stringify({ alg: "none", typ: "JWT" }))
-    .toBase64({ alphabet: "base64url", omitPadding: true });
-  return `${header}.${p}.`;
+  return withHeader(token, { alg: "none", typ: "JWT" }).replace(/[^.]*$/, "");
 }
 
 Deno.test("an access token stops working when its account is disabled or its role changes", async (t) => {
-  using w = await openWorld();
-  const services = createServices(w.deps);
+  await using w = await openWorld();
   await t.step("disabled", async () => {
     const s = await signUp(w.app);
-    await services.users.updateUser(s.id, (u) => ({ ...u, disabled: true }));
+    await w.services.users.updateUser(s.id, (u) => ({ ...u, disabled: true }));
     const res = await w.app.request("/users/me", { headers: bearer(s.access) });
     assertEquals(res.status, 401);
     assertEquals((await json(res)).code, "token_revoked");
   });
   await t.step("role changed", async () => {
     const s = await signUp(w.app);
-    await services.users.updateUser(s.id, (u) => ({ ...u, role: "moderator" }));
+    await w.services.users.updateUser(s.id, (u) => ({ ...u, role: "moderator" }));
     assertEquals((await w.app.request("/users/me", { headers: bearer(s.access) })).status, 401);
   });
 });

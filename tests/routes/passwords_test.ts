@@ -1,17 +1,15 @@
 import { sha256 } from "../../services/core/crypto.ts";
-import { assert, assertEquals, assertMatch, assertNotEquals } from "../_assert.ts";
+import { GOOD_PASSWORD, login, randomUser, signUp } from "../_helpers/accounts.ts";
 import {
+  assert,
+  assertEquals,
+  assertMatch,
+  assertNotEquals,
   assertProblem,
-  auditEvents,
-  bearer,
-  GOOD_PASSWORD,
-  json,
-  jsonInit,
-  openWorld,
-  randomUser,
-  signUp,
-  type TestWorldApp,
-} from "../_helpers.ts";
+} from "../_helpers/assert.ts";
+import { bearer, json, jsonInit } from "../_helpers/http.ts";
+import { decodeJwt } from "../_helpers/jwt.ts";
+import { auditEvents, openWorld, type World } from "../_helpers/world.ts";
 
 const MINUTE = 60_000;
 const DAY = 24 * 60 * MINUTE;
@@ -26,44 +24,13 @@ const NEW_PASSWORDS = [
 ] as const;
 const [PW1, PW2, PW3, PW4, PW5] = NEW_PASSWORDS;
 
-type World = TestWorldApp;
-
 /**
- * Waits for the app's background work. The app builds its own services, so
- * `passwords.settled()` is out of reach; this polls with a bounded loop instead.
- */
-async function eventually(what: string, check: () => Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 1000; i++) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 0));
-  }
-  throw new Error(`Timed out waiting for ${what}`);
-}
-
-/**
- * POST /auth/password/forgot, then waits until the background task has
- * finished: its audit event is written and, for a known account, its mail sent.
+ * POST /auth/password/forgot, then awaits the background task (audit event and, for a known
+ * account, the mail) through the app's own password service.
  */
 async function forgot(w: World, email: string): Promise<Response> {
-  const count = async (outcome: string) =>
-    (await auditEvents(w.kv, "password.reset_requested")).filter((e) => e.outcome === outcome)
-      .length;
-  const [successes, failures] = [await count("success"), await count("failure")];
-  const mailsBefore = w.deps.mailer.sent.length;
   const res = await w.app.request("/auth/password/forgot", jsonInit("POST", { email }));
-  if (res.status !== 202) return res;
-  // Audit ids only order events across milliseconds, so count outcomes instead of taking the last.
-  let known = false;
-  await eventually("the reset request audit event", async () => {
-    known = await count("success") > successes;
-    return known || await count("failure") > failures;
-  });
-  if (known) {
-    await eventually(
-      "the reset mail",
-      () => Promise.resolve(w.deps.mailer.sent.length > mailsBefore),
-    );
-  }
+  await w.services.passwords.settled();
   return res;
 }
 
@@ -71,7 +38,7 @@ async function forgot(w: World, email: string): Promise<Response> {
 async function resetToken(w: World, email: string): Promise<string> {
   const res = await forgot(w, email);
   assertEquals(res.status, 202);
-  const mail = w.deps.mailer.sent.at(-1);
+  const mail = w.mailer.sent.at(-1);
   assert(mail !== undefined, "a mail was sent");
   const match = /#token=([A-Za-z0-9_-]+)/.exec(mail.text);
   assert(match !== null, mail.text);
@@ -87,10 +54,6 @@ function reset(w: World, token: unknown, newPassword: unknown): Promise<Response
   );
 }
 
-function login(w: World, email: string, password: string): Promise<Response> {
-  return Promise.resolve(w.app.request("/auth/login", jsonInit("POST", { email, password })));
-}
-
 function change(
   w: World,
   access: string,
@@ -104,7 +67,7 @@ function change(
 }
 
 Deno.test("POST /auth/password/forgot answers 202 whether or not the account exists", async (t) => {
-  using w = await openWorld();
+  await using w = await openWorld();
   const s = await signUp(w.app);
 
   await t.step("202 with an empty body for a known and an unknown email alike", async () => {
@@ -117,8 +80,8 @@ Deno.test("POST /auth/password/forgot answers 202 whether or not the account exi
     assertEquals(known.headers.get("content-type"), unknown.headers.get("content-type"));
   });
   await t.step("only the known account gets a mail, with the token in the fragment", () => {
-    assertEquals(w.deps.mailer.sent.length, 1);
-    const mail = w.deps.mailer.sent[0]!;
+    assertEquals(w.mailer.sent.length, 1);
+    const mail = w.mailer.sent[0]!;
     assertEquals(mail.to, s.user.email);
     assertMatch(mail.subject, /reset/i);
     assertMatch(mail.text, /http:\/\/localhost:8000\/reset-password#token=[A-Za-z0-9_-]{43}\n/);
@@ -126,8 +89,8 @@ Deno.test("POST /auth/password/forgot answers 202 whether or not the account exi
   });
   await t.step("the email is matched case- and space-insensitively", async () => {
     await forgot(w, `  ${s.user.email.toUpperCase()} `);
-    assertEquals(w.deps.mailer.sent.length, 2);
-    assertEquals(w.deps.mailer.sent[1]!.to, s.user.email);
+    assertEquals(w.mailer.sent.length, 2);
+    assertEquals(w.mailer.sent[1]!.to, s.user.email);
   });
   await t.step("both outcomes are audited, the unknown one without the email", async () => {
     const events = await auditEvents(w.kv, "password.reset_requested");
@@ -149,12 +112,12 @@ Deno.test("POST /auth/password/forgot answers 202 whether or not the account exi
       body: `email=${encodeURIComponent(s.user.email)}`,
     });
     await assertProblem(res, 415, "unsupported_media_type");
-    assertEquals(w.deps.mailer.sent.length, 2, "no mail for a refused request");
+    assertEquals(w.mailer.sent.length, 2, "no mail for a refused request");
   });
 });
 
 Deno.test("a password-reset token is 32 random bytes, stored only as a hash", async () => {
-  using w = await openWorld();
+  await using w = await openWorld();
   const s = await signUp(w.app);
   const token = await resetToken(w, s.user.email);
   assertMatch(token, /^[A-Za-z0-9_-]{43}$/);
@@ -171,24 +134,24 @@ Deno.test("a password-reset token is 32 random bytes, stored only as a hash", as
     }
   }
   assertEquals(found, 1);
-  assert(!w.deps.logger.lines.some((line) => line.includes(token)), "the token is never logged");
+  assert(!w.logger.lines.some((line) => line.includes(token)), "the token is never logged");
   // A second request makes a different token.
   assertNotEquals(await resetToken(w, s.user.email), token);
 });
 
 Deno.test("POST /auth/password/reset sets the password, revokes sessions, clears lockout", async (t) => {
-  using w = await openWorld();
+  await using w = await openWorld();
   const s = await signUp(w.app);
-  const secondLogin = await login(w, s.user.email, GOOD_PASSWORD);
+  const secondLogin = await login(w.app, { email: s.user.email, password: GOOD_PASSWORD });
   const second = await json(secondLogin);
 
   await t.step("five failed logins lock the account", async () => {
     for (const delay of [1000, 2000, 4000, 8000, 0]) {
-      const res = await login(w, s.user.email, "Wrong-Pass-99!");
+      const res = await login(w.app, { email: s.user.email, password: "Wrong-Pass-99!" });
       await assertProblem(res, 401, "invalid_credentials");
       w.clock.advance(delay);
     }
-    const locked = await login(w, s.user.email, GOOD_PASSWORD);
+    const locked = await login(w.app, { email: s.user.email, password: GOOD_PASSWORD });
     await assertProblem(locked, 423, "account_locked");
   });
   const token = await resetToken(w, s.user.email);
@@ -211,13 +174,17 @@ Deno.test("POST /auth/password/reset sets the password, revokes sessions, clears
     }
   });
   await t.step("the lock is cleared: the new password logs in, the old one does not", async () => {
-    const ok = await login(w, s.user.email, PW1);
+    const ok = await login(w.app, { email: s.user.email, password: PW1 });
     assertEquals(ok.status, 200);
     const me = await w.app.request("/users/me", {
       headers: bearer(String((await json(ok)).access_token)),
     });
     assertEquals(me.status, 200);
-    await assertProblem(await login(w, s.user.email, GOOD_PASSWORD), 401, "invalid_credentials");
+    await assertProblem(
+      await login(w.app, { email: s.user.email, password: GOOD_PASSWORD }),
+      401,
+      "invalid_credentials",
+    );
   });
   await t.step("the reset is audited with the number of sessions revoked", async () => {
     const events = await auditEvents(w.kv, "password.reset");
@@ -228,12 +195,16 @@ Deno.test("POST /auth/password/reset sets the password, revokes sessions, clears
   await t.step("the token is single use: a second use is 400 reset_token_invalid", async () => {
     await assertProblem(await reset(w, token, PW2), 400, "reset_token_invalid");
     w.clock.advance(1000);
-    assertEquals((await login(w, s.user.email, PW1)).status, 200, "the password is unchanged");
+    assertEquals(
+      (await login(w.app, { email: s.user.email, password: PW1 })).status,
+      200,
+      "the password is unchanged",
+    );
   });
 });
 
 Deno.test("a reset token replayed concurrently is spent exactly once", async () => {
-  using w = await openWorld();
+  await using w = await openWorld();
   const s = await signUp(w.app);
   const token = await resetToken(w, s.user.email);
   const results = await Promise.all([reset(w, token, PW1), reset(w, token, PW2)]);
@@ -241,22 +212,25 @@ Deno.test("a reset token replayed concurrently is spent exactly once", async () 
   const winner = results[0]!.status === 204 ? PW1 : PW2;
   const loser = winner === PW1 ? PW2 : PW1;
   await Promise.all(results.map((r) => r.body?.cancel()));
-  assertEquals((await login(w, s.user.email, winner)).status, 200);
+  assertEquals((await login(w.app, { email: s.user.email, password: winner })).status, 200);
   w.clock.advance(1000);
-  assertEquals((await login(w, s.user.email, loser)).status, 401);
+  assertEquals((await login(w.app, { email: s.user.email, password: loser })).status, 401);
 });
 
 Deno.test("a reset token expires after PASSWORD_RESET_EXPIRE_MINUTES", async (t) => {
   await t.step("31 minutes later it is 400 reset_token_invalid", async () => {
-    using w = await openWorld();
+    await using w = await openWorld();
     const s = await signUp(w.app);
     const token = await resetToken(w, s.user.email);
     w.clock.advance(31 * MINUTE);
     await assertProblem(await reset(w, token, PW1), 400, "reset_token_invalid");
-    assertEquals((await login(w, s.user.email, GOOD_PASSWORD)).status, 200);
+    assertEquals(
+      (await login(w.app, { email: s.user.email, password: GOOD_PASSWORD })).status,
+      200,
+    );
   });
   await t.step("valid 1 ms before 30 minutes, invalid at exactly 30 minutes", async () => {
-    using w = await openWorld();
+    await using w = await openWorld();
     const s = await signUp(w.app);
     const token = await resetToken(w, s.user.email);
     w.clock.advance(30 * MINUTE - 1);
@@ -266,17 +240,17 @@ Deno.test("a reset token expires after PASSWORD_RESET_EXPIRE_MINUTES", async (t)
     await assertProblem(await reset(w, token, PW1), 400, "reset_token_invalid");
   });
   await t.step("the lifetime follows the setting, and the mail says so", async () => {
-    using w = await openWorld({ PASSWORD_RESET_EXPIRE_MINUTES: "5" });
+    await using w = await openWorld({ env: { PASSWORD_RESET_EXPIRE_MINUTES: "5" } });
     const s = await signUp(w.app);
     const token = await resetToken(w, s.user.email);
-    assertMatch(w.deps.mailer.sent.at(-1)!.text, /within 5 minutes/);
+    assertMatch(w.mailer.sent.at(-1)!.text, /within 5 minutes/);
     w.clock.advance(5 * MINUTE);
     await assertProblem(await reset(w, token, PW1), 400, "reset_token_invalid");
   });
 });
 
 Deno.test("a newer reset request invalidates the older token", async () => {
-  using w = await openWorld();
+  await using w = await openWorld();
   const s = await signUp(w.app);
   const older = await resetToken(w, s.user.email);
   const newer = await resetToken(w, s.user.email);
@@ -289,7 +263,7 @@ Deno.test("a newer reset request invalidates the older token", async () => {
 });
 
 Deno.test("POST /auth/password/reset refuses malformed and forged tokens", async (t) => {
-  using w = await openWorld();
+  await using w = await openWorld();
   const s = await signUp(w.app);
   const token = await resetToken(w, s.user.email);
   await t.step("malformed strings are 400 reset_token_invalid", async () => {
@@ -331,7 +305,7 @@ Deno.test("POST /auth/password/reset refuses malformed and forged tokens", async
 });
 
 Deno.test("a refused new password leaves the reset token usable", async (t) => {
-  using w = await openWorld();
+  await using w = await openWorld();
   const s = await signUp(w.app);
   const token = await resetToken(w, s.user.email);
   await t.step("422 password_policy for a weak password, reported on new_password", async () => {
@@ -348,7 +322,7 @@ Deno.test("a refused new password leaves the reset token usable", async (t) => {
   });
   await t.step("the same token then sets a good password", async () => {
     assertEquals((await reset(w, token, PW1)).status, 204);
-    assertEquals((await login(w, s.user.email, PW1)).status, 200);
+    assertEquals((await login(w.app, { email: s.user.email, password: PW1 })).status, 200);
   });
   await t.step("a password from the history is refused on reset too", async () => {
     const next = await resetToken(w, s.user.email);
@@ -359,9 +333,9 @@ Deno.test("a refused new password leaves the reset token usable", async (t) => {
 });
 
 Deno.test("POST /auth/password/change rotates the session", async (t) => {
-  using w = await openWorld();
+  await using w = await openWorld();
   const s = await signUp(w.app);
-  const other = await json(await login(w, s.user.email, GOOD_PASSWORD));
+  const other = await json(await login(w.app, { email: s.user.email, password: GOOD_PASSWORD }));
   const stranger = await signUp(w.app);
 
   await t.step("401 without a token", async () => {
@@ -425,7 +399,7 @@ Deno.test("POST /auth/password/change rotates the session", async (t) => {
         "token_revoked",
       );
     }
-    const token = await w.kv.get(["revoked_jtis", String(jwtClaim(s.access, "jti"))]);
+    const token = await w.kv.get(["revoked_jtis", String(decodeJwt(s.access).payload.jti)]);
     assert(token.value !== null, "the old access jti is blacklisted");
   });
   await t.step("another user's session is untouched", async () => {
@@ -447,8 +421,12 @@ Deno.test("POST /auth/password/change rotates the session", async (t) => {
     pair = await json(refreshed);
   });
   await t.step("the new password logs in and the old one does not", async () => {
-    assertEquals((await login(w, s.user.email, PW1)).status, 200);
-    await assertProblem(await login(w, s.user.email, GOOD_PASSWORD), 401, "invalid_credentials");
+    assertEquals((await login(w.app, { email: s.user.email, password: PW1 })).status, 200);
+    await assertProblem(
+      await login(w.app, { email: s.user.email, password: GOOD_PASSWORD }),
+      401,
+      "invalid_credentials",
+    );
   });
   await t.step("changing back to the previous password is 422 password_reused", async () => {
     // The failed login above started a progressive delay that password changes share.
@@ -462,7 +440,7 @@ Deno.test("POST /auth/password/change rotates the session", async (t) => {
 });
 
 Deno.test("password history refuses the last 5 passwords and forgets older ones", async () => {
-  using w = await openWorld();
+  await using w = await openWorld();
   const s = await signUp(w.app);
   let access = s.access;
   let current: string = GOOD_PASSWORD;
@@ -490,11 +468,11 @@ Deno.test("an expired password may only be changed", async (t) => {
   await t.step(
     "one millisecond before PASSWORD_MAX_AGE_DAYS the password still works",
     async () => {
-      using w = await openWorld({ PASSWORD_MAX_AGE_DAYS: "1" });
+      await using w = await openWorld({ env: { PASSWORD_MAX_AGE_DAYS: "1" } });
       const user = randomUser();
       await w.app.request("/auth/register", jsonInit("POST", user));
       w.clock.advance(DAY - 1);
-      const res = await login(w, user.email, user.password);
+      const res = await login(w.app, user);
       const access = String((await json(res)).access_token);
       assertEquals((await w.app.request("/users/me", { headers: bearer(access) })).status, 200);
     },
@@ -502,11 +480,11 @@ Deno.test("an expired password may only be changed", async (t) => {
   await t.step(
     "past the age, login works, other routes are 403, a change restores access",
     async () => {
-      using w = await openWorld({ PASSWORD_MAX_AGE_DAYS: "1" });
+      await using w = await openWorld({ env: { PASSWORD_MAX_AGE_DAYS: "1" } });
       const user = randomUser();
       await w.app.request("/auth/register", jsonInit("POST", user));
       w.clock.advance(2 * DAY);
-      const res = await login(w, user.email, user.password);
+      const res = await login(w.app, user);
       assertEquals(res.status, 200);
       const pair = await json(res);
       const access = String(pair.access_token);
@@ -541,11 +519,11 @@ Deno.test("an expired password may only be changed", async (t) => {
     },
   );
   await t.step("with PASSWORD_MAX_AGE_DAYS=0 a password never expires", async () => {
-    using w = await openWorld();
+    await using w = await openWorld();
     const user = randomUser();
     await w.app.request("/auth/register", jsonInit("POST", user));
     w.clock.advance(3650 * DAY);
-    const res = await login(w, user.email, user.password);
+    const res = await login(w.app, user);
     const access = String((await json(res)).access_token);
     assertEquals((await w.app.request("/users/me", { headers: bearer(access) })).status, 200);
   });
@@ -554,28 +532,20 @@ Deno.test("an expired password may only be changed", async (t) => {
 Deno.test({
   // Regression: signAccess() once never wrote the pwd_expired claim, so the refusal was
   // 403 insufficient_scope.
-  name: "an expired password is refused with 403 password_expired",
+  name:
+    "an expired password is refused with 403 password_expired (claim never written, so 403 insufficient_scope)",
   async fn() {
-    using w = await openWorld({ PASSWORD_MAX_AGE_DAYS: "1" });
+    await using w = await openWorld({ env: { PASSWORD_MAX_AGE_DAYS: "1" } });
     const user = randomUser();
     await w.app.request("/auth/register", jsonInit("POST", user));
     w.clock.advance(2 * DAY);
-    const res = await login(w, user.email, user.password);
+    const res = await login(w.app, user);
     assertEquals(res.status, 200);
     const access = String((await json(res)).access_token);
-    assertEquals(jwtClaim(access, "pwd_expired"), true);
+    assertEquals(decodeJwt(access).payload.pwd_expired, true);
     for (const path of ["/users/me", "/auth/sessions"]) {
       const denied = await w.app.request(path, { headers: bearer(access) });
       await assertProblem(denied, 403, "password_expired");
     }
   },
 });
-
-function jwtClaim(token: string, claim: string): unknown {
-  const payload = JSON.parse(
-    new TextDecoder().decode(
-      Uint8Array.fromBase64(token.split(".")[1]!, { alphabet: "base64url" }),
-    ),
-  ) as Record<string, unknown>;
-  return payload[claim];
-}

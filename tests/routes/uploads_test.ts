@@ -1,60 +1,39 @@
 import { createHash } from "node:crypto";
-import { createApp } from "../../routes/app.ts";
-import { createClamdScanner } from "../../services/uploads/scanner.ts";
-import { assert, assertEquals, assertMatch } from "../_assert.ts";
-import { clamdUnavailableReason, startClamd } from "../_clamd.ts";
-import { EICAR, jpeg, pdf, png, streamedUpload, zip } from "../_files.ts";
-import {
-  assertProblem,
-  bearer,
-  FakeClock,
-  json,
-  jsonInit,
-  makeDeps,
-  memoryLogger,
-  openWorld,
-  promote,
-  signUp,
-} from "../_helpers.ts";
-import type { VirusScanner } from "../../services/uploads/scanner.ts";
+import { createClamdScanner, type VirusScanner } from "../../services/uploads/scanner.ts";
+import { promote, signUp } from "../_helpers/accounts.ts";
+import { assert, assertEquals, assertMatch, assertProblem } from "../_helpers/assert.ts";
+import { clamdUnavailableReason, startClamd } from "../_helpers/clamd.ts";
+import { EICAR, jpeg, pdf, png, streamedUpload, zip } from "../_helpers/files.ts";
+import { bearer, json, jsonInit } from "../_helpers/http.ts";
+import { memoryLogger, openWorld } from "../_helpers/world.ts";
 
 type StoreKind = "file" | "kv";
 const MiB = 1024 * 1024;
 
+/** A world storing uploads in `store` (files under a temporary directory), with one owner. */
 async function world(
   store: StoreKind,
   env: Record<string, string> = {},
   scanner: VirusScanner | null = null,
 ) {
-  const kv = await Deno.openKv(":memory:");
+  await using cleanup = new AsyncDisposableStack();
   const dir = await Deno.makeTempDir({ prefix: "bulwark_uploads_" });
-  const clock = new FakeClock();
-  const deps = {
-    ...makeDeps({
-      kv,
-      clock,
+  cleanup.defer(() => Deno.remove(dir, { recursive: true }));
+  const w = cleanup.use(
+    await openWorld({
       env: {
         UPLOAD_STORE: store,
         UPLOAD_DIR: `${dir}/uploads`,
         RATE_LIMIT_UPLOADS: "1000/minute",
         ...env,
       },
+      scanner,
     }),
-    scanner,
-  };
-  const app = createApp(deps);
-  const owner = await signUp(app);
-  return {
-    kv,
-    dir,
-    deps,
-    app,
-    owner,
-    async [Symbol.asyncDispose]() {
-      kv.close();
-      await Deno.remove(dir, { recursive: true });
-    },
-  };
+  );
+  const owner = await signUp(w.app);
+  // From here the caller's `await using` closes the world, then removes the directory.
+  const owned = cleanup.move();
+  return { ...w, dir, owner, [Symbol.asyncDispose]: () => owned.disposeAsync() };
 }
 
 type World = Awaited<ReturnType<typeof world>>;
@@ -540,7 +519,7 @@ Deno.test({
 });
 
 Deno.test("parallel uploads of one user all land (the usage counter is not a contention point)", async () => {
-  using w = await openWorld({ RATE_LIMIT_UPLOADS: "1000/minute" });
+  await using w = await openWorld({ env: { RATE_LIMIT_UPLOADS: "1000/minute" } });
   const s = await signUp(w.app);
   const results = await Promise.all(Array.from({ length: 8 }, (_, i) => {
     const form = new FormData();

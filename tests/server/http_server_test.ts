@@ -1,7 +1,6 @@
 import { startHttpServer } from "../../server/http_server.ts";
-import { createApp } from "../../routes/app.ts";
-import { assert, assertEquals } from "../_assert.ts";
-import { makeDeps, memoryLogger } from "../_helpers.ts";
+import { assert, assertEquals } from "../_helpers/assert.ts";
+import { memoryLogger, openWorld } from "../_helpers/world.ts";
 
 async function openssl(args: string[]): Promise<void> {
   const out = await new Deno.Command("openssl", { args, stdout: "null", stderr: "piped" }).output();
@@ -131,8 +130,8 @@ Deno.test("startHttpServer() serves HTTPS with TLS 1.2+ and redirects plain HTTP
   const dir = await Deno.makeTempDir();
   try {
     const { ca, ...tls } = await makeCertificate(dir);
-    using kv = await Deno.openKv(":memory:");
-    const app = createApp(makeDeps({ kv }));
+    await using w = await openWorld();
+    const { app } = w;
     const server = startHttpServer({
       hostname: "127.0.0.1",
       port: 0,
@@ -174,8 +173,8 @@ Deno.test("startHttpServer() serves HTTPS with TLS 1.2+ and redirects plain HTTP
 });
 
 Deno.test("a real socket gets 413 for an endless chunked body without it being read", async () => {
-  using kv = await Deno.openKv(":memory:");
-  const app = createApp(makeDeps({ kv }));
+  await using w = await openWorld();
+  const { app } = w;
   app.post("/probe", async (c) => c.json({ size: (await c.req.arrayBuffer()).byteLength }));
   const server = startHttpServer({
     hostname: "127.0.0.1",

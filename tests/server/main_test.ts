@@ -1,6 +1,6 @@
 import { parseCommand } from "../../server/cli.ts";
 import { COMMANDS } from "../../server/commands/mod.ts";
-import { assert, assertEquals, assertMatch } from "../_assert.ts";
+import { assert, assertEquals, assertMatch } from "../_helpers/assert.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 

@@ -1,6 +1,6 @@
-import { assert, assertEquals, assertThrows } from "../../_assert.ts";
+import { assert, assertEquals, assertThrows } from "../../_helpers/assert.ts";
 import { ConfigError, describeConfig, loadConfig } from "../../../services/config/config.ts";
-import { memoryIo } from "../../_helpers.ts";
+import { memoryIo } from "../../_helpers/world.ts";
 
 const ACCESS = "a".repeat(40);
 const REFRESH = "r".repeat(40);

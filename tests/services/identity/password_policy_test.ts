@@ -1,7 +1,7 @@
 import fc from "fast-check";
-import { assert, assertEquals, assertThrows } from "../../_assert.ts";
+import { assert, assertEquals, assertThrows } from "../../_helpers/assert.ts";
 import { PasswordPolicyError } from "../../../services/core/errors.ts";
-import { testPolicy } from "../../_helpers.ts";
+import { testPolicy } from "../../_helpers/world.ts";
 
 const LENGTH = "Password must be at least 8 characters";
 const BYTES = "Password must be at most 72 bytes in UTF-8";

@@ -4,11 +4,25 @@ import {
   createSmtpMailer,
   type Mail,
   MailDeliveryError,
-  type Mailer,
 } from "../../../services/mail/mailer.ts";
-import { assert, assertEquals, assertMatch, assertRejects, assertThrows } from "../../_assert.ts";
-import { memoryLogger } from "../../_helpers.ts";
-import { freePort, opensslAvailable, smtpAvailable, startSmtpSink } from "../../_smtp.ts";
+import {
+  assert,
+  assertEquals,
+  assertMatch,
+  assertRejects,
+  assertThrows,
+} from "../../_helpers/assert.ts";
+import { freePort, silentServer } from "../../_helpers/net.ts";
+import {
+  opensslAvailable,
+  smtpAvailable,
+  smtpMailer,
+  startFakeSmtp,
+  startSmtpSink,
+} from "../../_helpers/smtp.ts";
+import { holdTimeouts } from "../../_helpers/timers.ts";
+import { waitFor } from "../../_helpers/wait.ts";
+import { memoryLogger } from "../../_helpers/world.ts";
 
 const FROM = "Bulwark <no-reply@bulwark.test>";
 const MAIL: Mail = {
@@ -16,6 +30,9 @@ const MAIL: Mail = {
   subject: "Reset your password",
   text: "Your reset code is 493-201.\nIt expires in 15 minutes.",
 };
+
+/** A breaker reset delay no other timer uses, so `holdTimeouts()` holds only the breaker's. */
+const RESET_MS = 3_600_000;
 
 const HAS_SMTP = await smtpAvailable();
 const HAS_TLS_SINK = HAS_SMTP && await opensslAvailable();
@@ -25,12 +42,6 @@ if (!HAS_SMTP) {
   Deno.test({ name: `createSmtpMailer() real-server tests ${NO_SMTP}`, ignore: true, fn() {} });
 } else if (!HAS_TLS_SINK) {
   Deno.test({ name: "createSmtpMailer() TLS tests need openssl on PATH", ignore: true, fn() {} });
-}
-
-/** Builds a mailer that `using` closes. */
-function smtpMailer(options: Parameters<typeof createSmtpMailer>[0]): Mailer & Disposable {
-  const mailer = createSmtpMailer(options);
-  return Object.assign(mailer, { [Symbol.dispose]: () => mailer.close() });
 }
 
 /** Runs `fn` and returns how long it took to settle, in milliseconds. */
@@ -163,7 +174,7 @@ Deno.test("createSmtpMailer() opens the circuit against a dead server, then fail
 });
 
 Deno.test("createSmtpMailer() gives up on a server that never answers after timeoutMs", async () => {
-  await using server = startFakeSmtp({ greeting: null });
+  await using server = silentServer();
   using mailer = smtpMailer({
     url: `smtp://127.0.0.1:${server.port}`,
     from: FROM,
@@ -200,7 +211,9 @@ Deno.test("createSmtpMailer() does not open the circuit for a refused recipient"
 Deno.test({
   name: "createSmtpMailer() closes the circuit again once the server is back",
   ignore: !HAS_SMTP,
-  async fn() {
+  async fn(t) {
+    // The breaker's reset timer is held, not slept through: fire() is "resetTimeoutMs passed".
+    using reset = holdTimeouts(RESET_MS);
     const port = freePort();
     const logger = memoryLogger();
     using mailer = smtpMailer({
@@ -208,23 +221,53 @@ Deno.test({
       from: FROM,
       logger,
       timeoutMs: 300,
-      breaker: { volumeThreshold: 1, resetTimeoutMs: 200 },
+      breaker: { volumeThreshold: 1, resetTimeoutMs: RESET_MS },
     });
     await assertRejects(() => mailer.send(MAIL), MailDeliveryError);
     const open = await assertRejects(() => mailer.send(MAIL), MailDeliveryError);
     assertEquals(open.reason, "circuit_open");
+    assertEquals(reset.pending(), 1, "opening the circuit scheduled its reset");
 
     await using sink = await startSmtpSink({ port });
-    await new Promise((resolve) => setTimeout(resolve, 250));
-    await mailer.send(MAIL);
-
-    assertEquals((await sink.messages()).length, 1);
-    assert(logger.lines.some((l) => l.includes("mail circuit closed")));
+    await t.step("until resetTimeoutMs passes, the circuit stays open", async () => {
+      const still = await assertRejects(() => mailer.send(MAIL), MailDeliveryError);
+      assertEquals(still.reason, "circuit_open");
+    });
+    await t.step("then one trial send goes through and closes it", async () => {
+      reset.fire();
+      assert(logger.lines.some((l) => l.includes("mail circuit half-open")));
+      await mailer.send(MAIL);
+      assertEquals((await sink.messages()).length, 1);
+      assert(logger.lines.some((l) => l.includes("mail circuit closed")));
+      await mailer.send(MAIL);
+      assertEquals((await sink.messages()).length, 2);
+    });
   },
 });
 
+Deno.test("createSmtpMailer() opens the circuit again when the half-open trial fails", async () => {
+  using reset = holdTimeouts(RESET_MS);
+  const logger = memoryLogger();
+  using mailer = smtpMailer({
+    url: `smtp://127.0.0.1:${freePort()}`,
+    from: FROM,
+    logger,
+    timeoutMs: 300,
+    breaker: { volumeThreshold: 1, resetTimeoutMs: RESET_MS },
+  });
+  await assertRejects(() => mailer.send(MAIL), MailDeliveryError);
+  reset.fire();
+
+  const trial = await assertRejects(() => mailer.send(MAIL), MailDeliveryError);
+  assertEquals(trial.reason, "failed", "the trial send was attempted");
+  const after = await assertRejects(() => mailer.send(MAIL), MailDeliveryError);
+  assertEquals(after.reason, "circuit_open");
+  assertEquals(logger.lines.filter((l) => l.includes("mail circuit opened")).length, 2);
+  assertEquals(reset.pending(), 1, "the reopened circuit scheduled a new reset");
+});
+
 Deno.test("createSmtpMailer() close() aborts a send in flight and refuses later ones", async () => {
-  await using server = startFakeSmtp({ greeting: null });
+  await using server = silentServer();
   const mailer = createSmtpMailer({
     url: `smtp://127.0.0.1:${server.port}`,
     from: FROM,
@@ -233,7 +276,7 @@ Deno.test("createSmtpMailer() close() aborts a send in flight and refuses later 
   });
 
   const pending = timed(() => assertRejects(() => mailer.send(MAIL), MailDeliveryError));
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  await waitFor("the send to connect", () => server.connections() > 0);
   mailer.close();
   const { ms, result: error } = await pending;
   assertEquals(error.reason, "closed");
@@ -343,117 +386,6 @@ Deno.test("createLogMailer() writes the message as one log line", async (t) => {
     assertEquals(logger.lines, []);
   });
 });
-
-/** A scripted SMTP peer for failure modes a real server will not produce on demand. */
-interface FakeSmtp extends AsyncDisposable {
-  readonly port: number;
-  /** Every command line the client sent. */
-  readonly received: string[];
-}
-
-/** Options of {@linkcode startFakeSmtp}. */
-interface FakeSmtpOptions {
-  /** @default "127.0.0.1" */
-  hostname?: string;
-  /** `null` accepts the connection and then says nothing. @default "220 fake.test ESMTP" */
-  greeting?: string | null;
-  /** Advertise AUTH (without STARTTLS) in the EHLO reply. @default false */
-  authOffered?: boolean;
-  /** Overrides the reply to a command; `undefined` falls back to the happy path. */
-  reply?: (line: string) => string | undefined;
-}
-
-function startFakeSmtp(options: FakeSmtpOptions = {}): FakeSmtp {
-  const listener = Deno.listen({ hostname: options.hostname ?? "127.0.0.1", port: 0 });
-  const greeting = options.greeting === undefined ? "220 fake.test ESMTP" : options.greeting;
-  const received: string[] = [];
-  const open = new Set<Deno.Conn>();
-  const served: Promise<void>[] = [];
-  const encoder = new TextEncoder();
-
-  /** The reply to one line, or `null` for a line of message data. */
-  function answer(line: string, session: { inData: boolean }): string | null {
-    if (session.inData) {
-      if (line !== ".") return null;
-      session.inData = false;
-      return "250 2.0.0 queued";
-    }
-    const custom = options.reply?.(line);
-    if (custom !== undefined) return custom;
-    const verb = line.slice(0, 4).toUpperCase();
-    if (verb === "EHLO") {
-      return options.authOffered ? "250-fake.test\r\n250 AUTH PLAIN LOGIN" : "250 fake.test";
-    }
-    if (verb === "DATA") {
-      session.inData = true;
-      return "354 go ahead";
-    }
-    if (verb === "QUIT") return "221 bye";
-    if (["MAIL", "RCPT", "RSET", "NOOP"].includes(verb)) return "250 ok";
-    return "502 5.5.1 command not implemented";
-  }
-
-  async function serve(conn: Deno.Conn): Promise<void> {
-    const decoder = new TextDecoder();
-    const buffer = new Uint8Array(4096);
-    const session = { inData: false };
-    let pending = "";
-    try {
-      if (greeting !== null) await conn.write(encoder.encode(`${greeting}\r\n`));
-      while (true) {
-        const n = await conn.read(buffer);
-        if (n === null) return;
-        pending += decoder.decode(buffer.subarray(0, n), { stream: true });
-        let end: number;
-        while ((end = pending.indexOf("\r\n")) >= 0) {
-          const line = pending.slice(0, end);
-          pending = pending.slice(end + 2);
-          if (!session.inData) received.push(line);
-          const reply = answer(line, session);
-          if (reply !== null) await conn.write(encoder.encode(`${reply}\r\n`));
-          if (/^QUIT/i.test(line)) return;
-        }
-      }
-    } catch (error) {
-      // The client hanging up mid-conversation, or close() below, ends the session normally.
-      if (
-        !(error instanceof Deno.errors.BadResource ||
-          error instanceof Deno.errors.ConnectionReset ||
-          error instanceof Deno.errors.BrokenPipe || error instanceof Deno.errors.Interrupted)
-      ) {
-        throw error;
-      }
-    } finally {
-      if (open.delete(conn)) conn.close();
-    }
-  }
-
-  const accepting = (async () => {
-    try {
-      for await (const conn of listener) {
-        open.add(conn);
-        served.push(serve(conn));
-      }
-    } catch (error) {
-      // close() below stops the accept loop this way.
-      if (!(error instanceof Deno.errors.BadResource)) throw error;
-    }
-  })();
-
-  return {
-    port: (listener.addr as Deno.NetAddr).port,
-    received,
-    async [Symbol.asyncDispose]() {
-      listener.close();
-      for (const conn of open) {
-        open.delete(conn);
-        conn.close();
-      }
-      await accepting;
-      await Promise.all(served);
-    },
-  };
-}
 
 Deno.test("createMailer() never logs mail text in production", async (t) => {
   await t.step("production without SMTP refuses and logs only the subject", async () => {

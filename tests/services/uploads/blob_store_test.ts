@@ -3,8 +3,8 @@ import {
   KV_CHUNK_BYTES,
   STALE_STAGING_MS,
 } from "../../../services/uploads/blob_store.ts";
-import { assert, assertEquals } from "../../_assert.ts";
-import { FakeClock } from "../../_helpers.ts";
+import { assert, assertEquals } from "../../_helpers/assert.ts";
+import { FakeClock } from "../../_helpers/world.ts";
 
 function bytes(n: number): Uint8Array {
   const out = new Uint8Array(n);

@@ -1,8 +1,8 @@
 import { ConfigError } from "../../../services/config/config.ts";
 import { ValidationError } from "../../../services/core/errors.ts";
 import { contentDisposition, sanitizeFilename } from "../../../services/uploads/uploads.ts";
-import { assertEquals, assertMatch, assertThrows } from "../../_assert.ts";
-import { testConfig } from "../../_helpers.ts";
+import { assertEquals, assertMatch, assertThrows } from "../../_helpers/assert.ts";
+import { testConfig } from "../../_helpers/world.ts";
 
 Deno.test("sanitizeFilename() keeps display text only", () => {
   assertEquals(sanitizeFilename("../../x/../evil.png"), "evil.png");

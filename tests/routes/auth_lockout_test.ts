@@ -1,14 +1,7 @@
-import { createApp } from "../../routes/app.ts";
-import { assert, assertEquals } from "../_assert.ts";
-import { auditTypes, FakeClock, json, jsonInit, makeDeps, peer, randomUser } from "../_helpers.ts";
-
-async function world() {
-  const kv = await Deno.openKv(":memory:");
-  const clock = new FakeClock();
-  const deps = makeDeps({ kv, clock });
-  const app = createApp(deps);
-  return { kv, clock, deps, app, [Symbol.dispose]: () => kv.close() };
-}
+import { login, randomUser } from "../_helpers/accounts.ts";
+import { assert, assertEquals } from "../_helpers/assert.ts";
+import { json, jsonInit } from "../_helpers/http.ts";
+import { auditTypes, openWorld } from "../_helpers/world.ts";
 
 /** Strips the per-request members so two problem bodies can be compared. */
 function comparable(body: Record<string, unknown>): Record<string, unknown> {
@@ -17,15 +10,14 @@ function comparable(body: Record<string, unknown>): Record<string, unknown> {
 }
 
 Deno.test("failed logins add progressive delays, then lock the account", async (t) => {
-  using w = await world();
+  await using w = await openWorld();
   const user = randomUser();
   await w.app.request("/auth/register", jsonInit("POST", user));
-  const wrong = jsonInit("POST", { email: user.email, password: "Wrong-Pass-99!" });
-  const right = jsonInit("POST", { email: user.email, password: user.password });
+  const wrong = { email: user.email, password: "Wrong-Pass-99!" };
 
   await t.step("the first failure is 401 and starts a 1 s delay", async () => {
-    assertEquals((await w.app.request("/auth/login", wrong)).status, 401);
-    const throttled = await w.app.request("/auth/login", right);
+    assertEquals((await login(w.app, wrong)).status, 401);
+    const throttled = await login(w.app, user);
     assertEquals(throttled.status, 429);
     assertEquals((await json(throttled)).code, "login_throttled");
     assertEquals(throttled.headers.get("retry-after"), "1");
@@ -33,13 +25,13 @@ Deno.test("failed logins add progressive delays, then lock the account", async (
   await t.step("the delay doubles: 2 s, 4 s, 8 s", async () => {
     for (const delay of [2, 4, 8]) {
       w.clock.advance(60_000);
-      assertEquals((await w.app.request("/auth/login", wrong)).status, 401);
-      const res = await w.app.request("/auth/login", wrong);
+      assertEquals((await login(w.app, wrong)).status, 401);
+      const res = await login(w.app, wrong);
       assertEquals(res.status, 429);
       assertEquals(res.headers.get("retry-after"), String(delay));
       w.clock.advance(delay * 1000 - 1);
       assertEquals(
-        (await w.app.request("/auth/login", wrong)).status,
+        (await login(w.app, wrong)).status,
         429,
         "still inside the window",
       );
@@ -49,20 +41,20 @@ Deno.test("failed logins add progressive delays, then lock the account", async (
     "the 5th consecutive failure locks for 15 minutes, even for the right password",
     async () => {
       w.clock.advance(60_000);
-      assertEquals((await w.app.request("/auth/login", wrong)).status, 401);
-      const locked = await w.app.request("/auth/login", right);
+      assertEquals((await login(w.app, wrong)).status, 401);
+      const locked = await login(w.app, user);
       assertEquals(locked.status, 423);
       assertEquals((await json(locked)).code, "account_locked");
       assertEquals(locked.headers.get("retry-after"), "900");
       w.clock.advance(14 * 60_000);
-      assertEquals((await w.app.request("/auth/login", right)).status, 423);
+      assertEquals((await login(w.app, user)).status, 423);
     },
   );
   await t.step("after the lock the right password works and resets the count", async () => {
     w.clock.advance(60_000 + 1);
-    assertEquals((await w.app.request("/auth/login", right)).status, 200);
+    assertEquals((await login(w.app, user)).status, 200);
     assertEquals(
-      (await w.app.request("/auth/login", right)).status,
+      (await login(w.app, user)).status,
       200,
       "no delay after a success",
     );
@@ -75,16 +67,13 @@ Deno.test("failed logins add progressive delays, then lock the account", async (
 });
 
 Deno.test("lockout treats unknown emails exactly like known ones", async () => {
-  using w = await world();
+  await using w = await openWorld();
   const known = randomUser();
   await w.app.request("/auth/register", jsonInit("POST", known));
   const run = async (email: string) => {
     const seen: { status: number; body: Record<string, unknown>; retry: string | null }[] = [];
     for (let i = 0; i < 6; i++) {
-      const res = await w.app.request(
-        "/auth/login",
-        jsonInit("POST", { email, password: "Wrong-Pass-99!" }),
-      );
+      const res = await login(w.app, { email, password: "Wrong-Pass-99!" });
       seen.push({
         status: res.status,
         body: comparable(await json(res)),
@@ -102,17 +91,13 @@ Deno.test("lockout treats unknown emails exactly like known ones", async () => {
 });
 
 Deno.test("concurrent wrong guesses cannot outrun the delay", async () => {
-  using w = await world();
+  await using w = await openWorld();
   const user = randomUser();
   await w.app.request("/auth/register", jsonInit("POST", user));
   const results = await Promise.all(
     Array.from(
       { length: 10 },
-      () =>
-        w.app.request(
-          "/auth/login",
-          jsonInit("POST", { email: user.email, password: "Wrong-Pass-99!" }),
-        ),
+      () => login(w.app, { email: user.email, password: "Wrong-Pass-99!" }),
     ),
   );
   const statuses = results.map((r) => r.status);
@@ -123,13 +108,12 @@ Deno.test("concurrent wrong guesses cannot outrun the delay", async () => {
 });
 
 Deno.test("many failing accounts from one IP raise credential_stuffing_suspected", async () => {
-  using w = await world();
-  const ip = peer("198.51.100.77");
+  await using w = await openWorld();
   for (let i = 0; i < 10; i++) {
-    await w.app.request(
-      "/auth/login",
-      jsonInit("POST", { email: `victim${i}@example.com`, password: "Pw-12345!" }),
-      ip,
+    await login(
+      w.app,
+      { email: `victim${i}@example.com`, password: "Pw-12345!" },
+      { ip: "198.51.100.77" },
     );
   }
   const types = await auditTypes(w.kv);

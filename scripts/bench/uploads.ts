@@ -7,15 +7,10 @@
  *
  * The server runs in this process; the client runs in a child process (`deno eval`) so its
  * buffers never count in the server's RSS. Bodies are generated as streams on the client.
- * Run alone with `deno run -A scripts/bench_uploads.ts`.
+ * Run alone with `deno task bench --section=uploads`.
  */
-import { createApp } from "../routes/app.ts";
-import { createSystemClock } from "../services/core/clock.ts";
-import { loadConfig } from "../services/config/config.ts";
-import { startHttpServer } from "../server/http_server.ts";
-import { createLogger } from "../services/core/logger.ts";
-import { createLogMailer } from "../services/mail/mailer.ts";
-import { createBcryptHasher } from "../services/identity/password_hasher.ts";
+import { createBcryptHasher } from "../../services/identity/password_hasher.ts";
+import { BENCH_PASSWORD, benchConfig, startBenchServer } from "./_server.ts";
 
 /** Options of {@linkcode benchUploads}. */
 export interface UploadBenchOptions {
@@ -91,89 +86,82 @@ async function runClient(
 /** Runs the uploads section and prints a markdown table. */
 export async function benchUploads(options: UploadBenchOptions = {}): Promise<UploadBenchResult> {
   const dir = await Deno.makeTempDir({ prefix: "bulwark_bench_uploads_" });
-  const config = loadConfig({
-    APP_ENV: "test",
-    JWT_ACCESS_SECRET: "bench-access-secret-0123456789abcdef0123456789",
-    JWT_REFRESH_SECRET: "bench-refresh-secret-0123456789abcdef012345678",
-    BCRYPT_ROUNDS: "10",
-    LOG_LEVEL: "error",
-    RATE_LIMIT_ENABLED: "false",
-    DATA_DIR: dir,
-    UPLOAD_DIR: `${dir}/uploads`,
-  });
-  const kv = await Deno.openKv(`${dir}/bench.kv`);
-  const logger = createLogger({ level: "error" });
+  // bcrypt on the event loop at the lowest cost: only the setup hashes, and no
+  // worker isolates count in the server's RSS.
   const hasher = createBcryptHasher({ rounds: 10, workers: 0 });
-  const app = createApp({
-    config,
-    kv,
-    clock: createSystemClock(),
-    hasher,
-    mailer: createLogMailer(logger),
-    logger,
-    scanner: null,
-  });
-  const server = startHttpServer({
-    handler: (req, info) => app.fetch(req, info),
-    hostname: "127.0.0.1",
-    port: 0,
-    logger,
-  });
   try {
-    const base = `http://127.0.0.1:${server.addr.port}`;
-    const user = { email: "bench@example.com", password: "Correct-Horse-42-Battery!" };
-    await (await fetch(`${base}/auth/register`, jsonPost(user))).body?.cancel();
-    const login = await (await fetch(`${base}/auth/login`, jsonPost(user))).json() as {
-      access_token: string;
-    };
-    const url = `${base}/uploads`;
-    const token = login.access_token;
-
-    const count = options.throughputUploads ?? 200;
-    await runClient(url, token, 8, MiB, 2); // warm-up
-    const t = await runClient(url, token, count, MiB, options.throughputConcurrency ?? 4);
-    const throughputMBps = count * MiB / 1e6 / t.seconds;
-
-    const concurrency = options.rssConcurrency ?? 8;
-    const gc = (globalThis as { gc?: () => void }).gc;
-    gc?.();
-    const baseline = Deno.memoryUsage().rss;
-    let peak = baseline;
-    const sampler = setInterval(() => peak = Math.max(peak, Deno.memoryUsage().rss), 2);
-    const r = await runClient(url, token, concurrency, 5 * MiB, concurrency);
-    clearInterval(sampler);
-    const inFlightMiB = concurrency * 5;
-    const growthMiB = (peak - baseline) / MiB;
-    const result: UploadBenchResult = {
-      throughputMBps,
-      throughputErrors: t.errors + r.errors,
-      rssBaselineMiB: baseline / MiB,
-      rssPeakGrowthMiB: growthMiB,
-      inFlightMiB,
-      rssGoalMet: growthMiB < 2 * inFlightMiB,
-    };
-    console.log("\n### uploads\n");
-    console.log("| measure | value | goal |");
-    console.log("| --- | --- | --- |");
-    console.log(
-      `| 1 MiB PNG uploads, no scan (${count}, ${
-        options.throughputConcurrency ?? 4
-      } concurrent) | ${throughputMBps.toFixed(1)} MB/s | — |`,
+    const bench = await startBenchServer(
+      benchConfig({
+        BCRYPT_ROUNDS: "10",
+        RATE_LIMIT_ENABLED: "false",
+        DATA_DIR: dir,
+        KV_PATH: `${dir}/bench.kv`,
+        UPLOAD_DIR: `${dir}/uploads`,
+      }),
+      { overrides: { hasher } },
     );
-    console.log(
-      `| peak RSS growth, ${concurrency} × 5 MiB streaming | ${growthMiB.toFixed(1)} MiB ` +
-        `(baseline ${result.rssBaselineMiB.toFixed(0)} MiB) | < ${2 * inFlightMiB} MiB ${
-          result.rssGoalMet ? "✓" : "✗"
-        } |`,
-    );
-    console.log(`| failed uploads | ${result.throughputErrors} | 0 |`);
-    return result;
+    try {
+      return await measureUploads(bench.origin, options);
+    } finally {
+      await bench.close();
+    }
   } finally {
-    await server.shutdown();
     hasher.close();
-    kv.close();
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+async function measureUploads(
+  base: string,
+  options: UploadBenchOptions,
+): Promise<UploadBenchResult> {
+  const user = { email: "bench@example.com", password: BENCH_PASSWORD };
+  await (await fetch(`${base}/auth/register`, jsonPost(user))).body?.cancel();
+  const login = await (await fetch(`${base}/auth/login`, jsonPost(user))).json() as {
+    access_token: string;
+  };
+  const url = `${base}/uploads`;
+  const token = login.access_token;
+
+  const count = options.throughputUploads ?? 200;
+  await runClient(url, token, 8, MiB, 2); // warm-up
+  const t = await runClient(url, token, count, MiB, options.throughputConcurrency ?? 4);
+  const throughputMBps = count * MiB / 1e6 / t.seconds;
+
+  const concurrency = options.rssConcurrency ?? 8;
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
+  const baseline = Deno.memoryUsage().rss;
+  let peak = baseline;
+  const sampler = setInterval(() => peak = Math.max(peak, Deno.memoryUsage().rss), 2);
+  const r = await runClient(url, token, concurrency, 5 * MiB, concurrency);
+  clearInterval(sampler);
+  const inFlightMiB = concurrency * 5;
+  const growthMiB = (peak - baseline) / MiB;
+  const result: UploadBenchResult = {
+    throughputMBps,
+    throughputErrors: t.errors + r.errors,
+    rssBaselineMiB: baseline / MiB,
+    rssPeakGrowthMiB: growthMiB,
+    inFlightMiB,
+    rssGoalMet: growthMiB < 2 * inFlightMiB,
+  };
+  console.log("\n### uploads\n");
+  console.log("| measure | value | goal |");
+  console.log("| --- | --- | --- |");
+  console.log(
+    `| 1 MiB PNG uploads, no scan (${count}, ${options.throughputConcurrency ?? 4} concurrent) | ${
+      throughputMBps.toFixed(1)
+    } MB/s | — |`,
+  );
+  console.log(
+    `| peak RSS growth, ${concurrency} × 5 MiB streaming | ${growthMiB.toFixed(1)} MiB ` +
+      `(baseline ${result.rssBaselineMiB.toFixed(0)} MiB) | < ${2 * inFlightMiB} MiB ${
+        result.rssGoalMet ? "✓" : "✗"
+      } |`,
+  );
+  console.log(`| failed uploads | ${result.throughputErrors} | 0 |`);
+  return result;
 }
 
 function jsonPost(body: unknown): RequestInit {
@@ -183,5 +171,3 @@ function jsonPost(body: unknown): RequestInit {
     body: JSON.stringify(body),
   };
 }
-
-if (import.meta.main) await benchUploads();

@@ -1,6 +1,6 @@
 // deno-lint-ignore-file no-console -- a command-line report
 /**
- * Fallback HTTP load generator for `scripts/bench.ts`, used when `wrk` is not
+ * Fallback HTTP load generator for `scripts/bench/main.ts`, used when `wrk` is not
  * available, and the open-loop latency probe (which wrk cannot do). It runs in
  * its own process so it never competes with the server for the server's event
  * loop. Reads one {@linkcode LoadSpec} as JSON on stdin (so headers such as

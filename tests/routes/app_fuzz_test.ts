@@ -3,8 +3,10 @@
  * deliberate one (never a 500) and every error is problem+json.
  */
 import fc from "fast-check";
-import { assert } from "../_assert.ts";
-import { bearer, openWorld, signUp } from "../_helpers.ts";
+import { signUp } from "../_helpers/accounts.ts";
+import { assert } from "../_helpers/assert.ts";
+import { bearer } from "../_helpers/http.ts";
+import { openWorld } from "../_helpers/world.ts";
 
 const ROUTES: readonly [method: string, path: string, authed: boolean][] = [
   ["POST", "/auth/register", false],
@@ -18,7 +20,7 @@ const ROUTES: readonly [method: string, path: string, authed: boolean][] = [
 ];
 
 Deno.test("JSON routes answer random bodies without a 500", async (t) => {
-  using w = await openWorld();
+  await using w = await openWorld();
   const s = await signUp(w.app);
   for (const [method, path, authed] of ROUTES) {
     await t.step(`${method} ${path}`, async () => {
@@ -59,7 +61,7 @@ Deno.test("JSON routes answer random bodies without a 500", async (t) => {
 });
 
 Deno.test("POST /uploads answers random files and names without a 500", async () => {
-  using w = await openWorld({ RATE_LIMIT_UPLOADS: "100000/minute" });
+  await using w = await openWorld({ env: { RATE_LIMIT_UPLOADS: "100000/minute" } });
   const s = await signUp(w.app);
   await fc.assert(
     fc.asyncProperty(

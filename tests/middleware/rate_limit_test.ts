@@ -1,33 +1,23 @@
-import { createApp } from "../../routes/app.ts";
-import { assert, assertEquals, assertMatch } from "../_assert.ts";
-import {
-  auditTypes,
-  bearer,
-  FakeClock,
-  json,
-  jsonInit,
-  makeDeps,
-  peer,
-  randomUser,
-  signUp,
-} from "../_helpers.ts";
+import { login, randomUser, signUp } from "../_helpers/accounts.ts";
+import { assert, assertEquals, assertMatch } from "../_helpers/assert.ts";
+import { bearer, json, jsonInit, peer } from "../_helpers/http.ts";
+import { auditTypes, FakeClock, openWorld } from "../_helpers/world.ts";
 
 const LOGIN_LIMITED = { RATE_LIMIT_LOGIN: "5/minute" };
 
-function login(email: string, password = "Wrong-Pass-99!") {
-  return jsonInit("POST", { email, password });
+/** Credentials of an account that does not exist, so lockout stays out of the way. */
+function probe(email: string) {
+  return { email, password: "Wrong-Pass-99!" };
 }
 
 Deno.test("POST /auth/login: the 6th attempt in a minute from one IP is refused", async (t) => {
-  using kv = await Deno.openKv(":memory:");
-  const clock = new FakeClock();
-  const deps = makeDeps({ kv, clock, env: LOGIN_LIMITED });
-  const app = createApp(deps);
-  const ip = peer("198.51.100.10");
+  await using w = await openWorld({ env: LOGIN_LIMITED });
+  const { app, clock, kv } = w;
+  const ip = { ip: "198.51.100.10" };
   const statuses: number[] = [];
   for (let i = 0; i < 5; i++) {
     // Different accounts, so the account lockout and per-account bucket stay out of it.
-    const res = await app.request("/auth/login", login(`probe${i}@example.com`), ip);
+    const res = await login(app, probe(`probe${i}@example.com`), ip);
     statuses.push(res.status);
     await t.step(`attempt ${i + 1} carries X-RateLimit headers`, () => {
       assertEquals(res.headers.get("x-ratelimit-limit"), "5");
@@ -37,27 +27,23 @@ Deno.test("POST /auth/login: the 6th attempt in a minute from one IP is refused"
   }
   assertEquals(statuses, [401, 401, 401, 401, 401]);
   await t.step("the 6th gets 429 rate_limited with Retry-After", async () => {
-    const res = await app.request("/auth/login", login("probe6@example.com"), ip);
+    const res = await login(app, probe("probe6@example.com"), ip);
     assertEquals(res.status, 429);
     assertEquals((await json(res)).code, "rate_limited");
     assertEquals(res.headers.get("retry-after"), "12");
     assertEquals(res.headers.get("x-ratelimit-remaining"), "0");
   });
   await t.step("another IP has its own budget", async () => {
-    const res = await app.request(
-      "/auth/login",
-      login("probe7@example.com"),
-      peer("198.51.100.11"),
-    );
+    const res = await login(app, probe("probe7@example.com"), { ip: "198.51.100.11" });
     assertEquals(res.status, 401);
   });
   await t.step("one token comes back every 12 s", async () => {
     clock.advance(12_000);
-    assertEquals((await app.request("/auth/login", login("probe8@example.com"), ip)).status, 401);
-    assertEquals((await app.request("/auth/login", login("probe9@example.com"), ip)).status, 429);
+    assertEquals((await login(app, probe("probe8@example.com"), ip)).status, 401);
+    assertEquals((await login(app, probe("probe9@example.com"), ip)).status, 429);
   });
   await t.step("refusals are audited once per window, not once per request", async () => {
-    for (let i = 0; i < 10; i++) await app.request("/auth/login", login("x@example.com"), ip);
+    for (let i = 0; i < 10; i++) await login(app, probe("x@example.com"), ip);
     const refusals = (await auditTypes(kv)).filter((type) => type === "rate_limit.exceeded");
     assert(refusals.length >= 1 && refusals.length <= 2, `${refusals.length} audit events`);
   });
@@ -66,29 +52,26 @@ Deno.test("POST /auth/login: the 6th attempt in a minute from one IP is refused"
 Deno.test("a spoofed X-Forwarded-For does not reset the budget", async (t) => {
   using kv = await Deno.openKv(":memory:");
   await t.step("TRUST_PROXY=0 ignores the header", async () => {
-    const app = createApp(makeDeps({ kv, env: LOGIN_LIMITED }));
+    await using w = await openWorld({ kv, env: LOGIN_LIMITED });
     const statuses: number[] = [];
     for (let i = 0; i < 7; i++) {
-      const res = await app.request("/auth/login", {
-        ...login(`spoof${i}@example.com`),
-        headers: { "content-type": "application/json", "x-forwarded-for": `10.0.0.${i}` },
-      }, peer("198.51.100.20"));
+      const res = await login(w.app, probe(`spoof${i}@example.com`), {
+        headers: { "x-forwarded-for": `10.0.0.${i}` },
+        ip: "198.51.100.20",
+      });
       statuses.push(res.status);
     }
     assertEquals(statuses.slice(5), [429, 429]);
   });
   await t.step("TRUST_PROXY=1 reads only the entry our proxy appended", async () => {
-    const app = createApp(makeDeps({ kv, env: { ...LOGIN_LIMITED, TRUST_PROXY: "1" } }));
+    await using w = await openWorld({ kv, env: { ...LOGIN_LIMITED, TRUST_PROXY: "1" } });
     const statuses: number[] = [];
     for (let i = 0; i < 7; i++) {
       // The client forges the left part; the proxy (socket peer) appends the real address.
-      const res = await app.request("/auth/login", {
-        ...login(`proxied${i}@example.com`),
-        headers: {
-          "content-type": "application/json",
-          "x-forwarded-for": `10.9.9.${i}, 192.0.2.50`,
-        },
-      }, peer("127.0.0.1"));
+      const res = await login(w.app, probe(`proxied${i}@example.com`), {
+        headers: { "x-forwarded-for": `10.9.9.${i}, 192.0.2.50` },
+        ip: "127.0.0.1",
+      });
       statuses.push(res.status);
     }
     assertEquals(statuses.slice(5), [429, 429]);
@@ -96,11 +79,10 @@ Deno.test("a spoofed X-Forwarded-For does not reset the budget", async (t) => {
 });
 
 Deno.test("the per-account login bucket holds across IPs", async () => {
-  using kv = await Deno.openKv(":memory:");
-  const app = createApp(makeDeps({ kv, env: LOGIN_LIMITED }));
+  await using w = await openWorld({ env: LOGIN_LIMITED });
   const statuses: number[] = [];
   for (let i = 0; i < 6; i++) {
-    const res = await app.request(
+    const res = await w.app.request(
       "/auth/register",
       jsonInit("POST", randomUser({ email: "target@example.com" })),
       peer(`203.0.113.${i + 1}`),
@@ -113,11 +95,10 @@ Deno.test("the per-account login bucket holds across IPs", async () => {
 });
 
 Deno.test("authenticated and anonymous callers have separate budgets", async (t) => {
-  using kv = await Deno.openKv(":memory:");
-  const app = createApp(makeDeps({
-    kv,
+  await using w = await openWorld({
     env: { RATE_LIMIT_ANONYMOUS: "3/minute", RATE_LIMIT_AUTHENTICATED: "5/minute" },
-  }));
+  });
+  const { app } = w;
   const s = await signUp(app);
   const ip = peer("198.51.100.30");
   await t.step("anonymous: 3 per minute per IP", async () => {
@@ -149,13 +130,13 @@ Deno.test("two app instances on one KV file share the budget", async () => {
     using kvA = await Deno.openKv(`${dir}/shared.kv`);
     using kvB = await Deno.openKv(`${dir}/shared.kv`);
     const clock = new FakeClock();
-    const a = createApp(makeDeps({ kv: kvA, clock, env: LOGIN_LIMITED }));
-    const b = createApp(makeDeps({ kv: kvB, clock, env: LOGIN_LIMITED }));
-    const ip = peer("198.51.100.40");
+    await using a = await openWorld({ kv: kvA, clock, env: LOGIN_LIMITED });
+    await using b = await openWorld({ kv: kvB, clock, env: LOGIN_LIMITED });
     const statuses: number[] = [];
     for (let i = 0; i < 6; i++) {
-      const app = i % 2 === 0 ? a : b;
-      statuses.push((await app.request("/auth/login", login(`shared${i}@example.com`), ip)).status);
+      const { app } = i % 2 === 0 ? a : b;
+      const res = await login(app, probe(`shared${i}@example.com`), { ip: "198.51.100.40" });
+      statuses.push(res.status);
     }
     assertEquals(statuses, [401, 401, 401, 401, 401, 429]);
   } finally {
@@ -164,8 +145,8 @@ Deno.test("two app instances on one KV file share the budget", async () => {
 });
 
 Deno.test("parallel requests of one user within the limit are never refused for contention", async () => {
-  using kv = await Deno.openKv(":memory:");
-  const app = createApp(makeDeps({ kv, env: { RATE_LIMIT_AUTHENTICATED: "1000/minute" } }));
+  await using w = await openWorld({ env: { RATE_LIMIT_AUTHENTICATED: "1000/minute" } });
+  const { app } = w;
   const s = await signUp(app);
   const results = await Promise.all(
     Array.from({ length: 32 }, () => app.request("/users/me", { headers: bearer(s.access) })),

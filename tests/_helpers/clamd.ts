@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
-import { EICAR } from "./_files.ts";
-import { freePort } from "./_smtp.ts";
+import { EICAR } from "./files.ts";
+import { freePort } from "./net.ts";
+import { waitFor } from "./wait.ts";
 
 /** Debian's `clamav-daemon` binary. */
 const CLAMD = "/usr/sbin/clamd";
@@ -100,21 +101,92 @@ export async function startClamd(): Promise<Clamd> {
 async function waitForClamd(port: number, exited: Promise<Deno.CommandStatus>): Promise<void> {
   let hasExited = false;
   exited.then(() => hasExited = true);
-  const deadline = performance.now() + START_TIMEOUT_MS;
-  while (true) {
+  await waitFor(`clamd to answer on port ${port}`, async () => {
     if (hasExited) throw new Error("clamd exited");
     try {
       using conn = await Deno.connect({ hostname: "127.0.0.1", port });
       await conn.write(new TextEncoder().encode("zPING\0"));
       const buffer = new Uint8Array(16);
       const n = await conn.read(buffer);
-      if (n !== null && new TextDecoder().decode(buffer.subarray(0, n)).startsWith("PONG")) return;
+      return n !== null && new TextDecoder().decode(buffer.subarray(0, n)).startsWith("PONG");
     } catch (error) {
       if (!(error instanceof Deno.errors.ConnectionRefused)) throw error;
+      return false;
     }
-    if (performance.now() > deadline) {
-      throw new Error(`clamd did not answer within ${START_TIMEOUT_MS} ms`);
+  }, { timeoutMs: START_TIMEOUT_MS, intervalMs: 50 });
+}
+
+/** A scripted clamd that gives every `zINSTREAM` scan the same verdict; `await using` stops it. */
+export interface FakeClamd extends AsyncDisposable {
+  /** `127.0.0.1:<port>`, the form `CLAMAV_ADDRESS` takes. */
+  readonly address: string;
+  /** Scans answered so far. */
+  scans(): number;
+}
+
+/**
+ * Starts a {@linkcode FakeClamd} on `port` (default: a free one) that reads each stream to its
+ * zero-length end frame and answers `reply`, e.g. `stream: OK`.
+ */
+export function startFakeClamd(
+  options: { port?: number; reply?: string } = {},
+): FakeClamd {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: options.port ?? 0 });
+  const reply = new TextEncoder().encode(`${options.reply ?? "stream: OK"}\0`);
+  const served: Promise<void>[] = [];
+  let scans = 0;
+
+  async function serve(conn: Deno.Conn): Promise<void> {
+    try {
+      // zINSTREAM\0, then <u32 length><bytes> frames, ended by a zero length.
+      let received = new Uint8Array(0);
+      const buffer = new Uint8Array(4096);
+      while (true) {
+        const n = await conn.read(buffer);
+        if (n === null) return;
+        const next = new Uint8Array(received.byteLength + n);
+        next.set(received);
+        next.set(buffer.subarray(0, n), received.byteLength);
+        received = next;
+        if (endsInstream(received)) break;
+      }
+      scans++;
+      await conn.write(reply);
+    } catch (error) {
+      // A client that gives up mid-scan (a timeout) ends the session; that is not a fault here.
+      if (
+        !(error instanceof Deno.errors.ConnectionReset || error instanceof Deno.errors.BrokenPipe)
+      ) {
+        throw error;
+      }
+    } finally {
+      conn.close();
     }
-    await new Promise((resolve) => setTimeout(resolve, 50));
   }
+
+  const accepting = (async () => {
+    for await (const conn of listener) served.push(serve(conn));
+  })();
+
+  return {
+    address: `127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
+    scans: () => scans,
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      await accepting;
+      await Promise.all(served);
+    },
+  };
+}
+
+/** True once `bytes` holds the whole `zINSTREAM` command up to its zero-length frame. */
+function endsInstream(bytes: Uint8Array): boolean {
+  const command = "zINSTREAM\0".length;
+  let at = command;
+  while (at + 4 <= bytes.byteLength) {
+    const length = new DataView(bytes.buffer, bytes.byteOffset + at, 4).getUint32(0);
+    if (length === 0) return true;
+    at += 4 + length;
+  }
+  return false;
 }

@@ -1,3 +1,7 @@
+import { createSmtpMailer, type Mailer } from "../../services/mail/mailer.ts";
+import { freePort } from "./net.ts";
+import { waitFor } from "./wait.ts";
+
 /** The interpreter that has Debian's `python3-aiosmtpd`; the `python3` on PATH may be a shim without it. */
 const PYTHON = "/usr/bin/python3";
 
@@ -168,31 +172,137 @@ async function selfSignedCertificate(dir: string): Promise<string> {
   return await Deno.readTextFile(`${dir}/cert.pem`);
 }
 
-/** A loopback port that was free a moment ago. */
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
-
-/** Polls until `port` accepts a TCP connection, the process exits, or the start timeout passes. */
+/** Waits until `port` accepts a TCP connection; fails at once if the process exits first. */
 async function waitForPort(port: number, exited: Promise<Deno.CommandStatus>): Promise<void> {
   let hasExited = false;
   exited.then(() => hasExited = true);
-  const deadline = performance.now() + START_TIMEOUT_MS;
-  while (true) {
+  await waitFor(`port ${port} to accept connections`, async () => {
     if (hasExited) throw new Error("the server process exited");
     try {
       const conn = await Deno.connect({ hostname: "127.0.0.1", port });
       conn.close();
-      return;
+      return true;
     } catch (error) {
       if (!(error instanceof Deno.errors.ConnectionRefused)) throw error;
+      return false;
     }
-    if (performance.now() > deadline) {
-      throw new Error(`port ${port} did not accept connections within ${START_TIMEOUT_MS} ms`);
+  }, { timeoutMs: START_TIMEOUT_MS, intervalMs: 25 });
+}
+
+/** An SMTP mailer that `using` closes. */
+export function smtpMailer(options: Parameters<typeof createSmtpMailer>[0]): Mailer & Disposable {
+  const mailer = createSmtpMailer(options);
+  return Object.assign(mailer, { [Symbol.dispose]: () => mailer.close() });
+}
+
+/**
+ * A scripted SMTP peer for failure modes a real server will not produce on demand; for one that
+ * never answers, see `silentServer()` in `net.ts`.
+ */
+export interface FakeSmtp extends AsyncDisposable {
+  readonly port: number;
+  /** Every command line the client sent. */
+  readonly received: string[];
+}
+
+/** Options of {@linkcode startFakeSmtp}. */
+export interface FakeSmtpOptions {
+  /** @default "127.0.0.1" */
+  hostname?: string;
+  /** Advertise AUTH (without STARTTLS) in the EHLO reply. @default false */
+  authOffered?: boolean;
+  /** Overrides the reply to a command; `undefined` falls back to the happy path. */
+  reply?: (line: string) => string | undefined;
+}
+
+/** Starts a {@linkcode FakeSmtp} on a free port; `await using` stops it. */
+export function startFakeSmtp(options: FakeSmtpOptions = {}): FakeSmtp {
+  const listener = Deno.listen({ hostname: options.hostname ?? "127.0.0.1", port: 0 });
+  const received: string[] = [];
+  const open = new Set<Deno.Conn>();
+  const served: Promise<void>[] = [];
+  const encoder = new TextEncoder();
+
+  /** The reply to one line, or `null` for a line of message data. */
+  function answer(line: string, session: { inData: boolean }): string | null {
+    if (session.inData) {
+      if (line !== ".") return null;
+      session.inData = false;
+      return "250 2.0.0 queued";
     }
-    await new Promise((resolve) => setTimeout(resolve, 25));
+    const custom = options.reply?.(line);
+    if (custom !== undefined) return custom;
+    const verb = line.slice(0, 4).toUpperCase();
+    if (verb === "EHLO") {
+      return options.authOffered ? "250-fake.test\r\n250 AUTH PLAIN LOGIN" : "250 fake.test";
+    }
+    if (verb === "DATA") {
+      session.inData = true;
+      return "354 go ahead";
+    }
+    if (verb === "QUIT") return "221 bye";
+    if (["MAIL", "RCPT", "RSET", "NOOP"].includes(verb)) return "250 ok";
+    return "502 5.5.1 command not implemented";
   }
+
+  async function serve(conn: Deno.Conn): Promise<void> {
+    const decoder = new TextDecoder();
+    const buffer = new Uint8Array(4096);
+    const session = { inData: false };
+    let pending = "";
+    try {
+      await conn.write(encoder.encode("220 fake.test ESMTP\r\n"));
+      while (true) {
+        const n = await conn.read(buffer);
+        if (n === null) return;
+        pending += decoder.decode(buffer.subarray(0, n), { stream: true });
+        let end: number;
+        while ((end = pending.indexOf("\r\n")) >= 0) {
+          const line = pending.slice(0, end);
+          pending = pending.slice(end + 2);
+          if (!session.inData) received.push(line);
+          const reply = answer(line, session);
+          if (reply !== null) await conn.write(encoder.encode(`${reply}\r\n`));
+          if (/^QUIT/i.test(line)) return;
+        }
+      }
+    } catch (error) {
+      // The client hanging up mid-conversation, or close() below, ends the session normally.
+      if (
+        !(error instanceof Deno.errors.BadResource ||
+          error instanceof Deno.errors.ConnectionReset ||
+          error instanceof Deno.errors.BrokenPipe || error instanceof Deno.errors.Interrupted)
+      ) {
+        throw error;
+      }
+    } finally {
+      if (open.delete(conn)) conn.close();
+    }
+  }
+
+  const accepting = (async () => {
+    try {
+      for await (const conn of listener) {
+        open.add(conn);
+        served.push(serve(conn));
+      }
+    } catch (error) {
+      // close() below stops the accept loop this way.
+      if (!(error instanceof Deno.errors.BadResource)) throw error;
+    }
+  })();
+
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    received,
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      for (const conn of open) {
+        open.delete(conn);
+        conn.close();
+      }
+      await accepting;
+      await Promise.all(served);
+    },
+  };
 }

@@ -1,0 +1,373 @@
+// deno-lint-ignore-file no-console -- a command-line report
+/**
+ * Auth section of `deno task bench`: login throughput vs the bcrypt limit,
+ * `/health` latency under login load, and `GET /users/me` vs `/health`.
+ */
+import {
+  assertNoFailures,
+  cpuLine,
+  cpuSample,
+  measure,
+  measureAlternating,
+  type MeasureOptions,
+  type RunningLoad,
+  startLoad,
+  type Target,
+} from "./_measure.ts";
+import { percent, printTable, verdict } from "./_report.ts";
+import {
+  BENCH_PASSWORD,
+  BENCH_USER_AGENT,
+  benchConfig,
+  benchEmails,
+  startBenchServer,
+} from "./_server.ts";
+import type { BenchSettings } from "./main.ts";
+
+/**
+ * Server-side bookkeeping of `POST /auth/login`: how many are in flight (and
+ * its time integral, for averages), when each 200 completed, and every status.
+ */
+class LoginMeter {
+  inFlight = 0;
+  /** Logins in flight integrated over time, in login·ms. */
+  #area = 0;
+  #last = performance.now();
+  /** `performance.now()` of every 200, in order. */
+  readonly completions: number[] = [];
+  readonly statuses = new Map<number, number>();
+
+  #tick(): number {
+    const now = performance.now();
+    this.#area += this.inFlight * (now - this.#last);
+    this.#last = now;
+    return now;
+  }
+  enter(): void {
+    this.#tick();
+    this.inFlight++;
+  }
+  /** `status` 0: the app threw instead of answering. */
+  leave(status: number): void {
+    const now = this.#tick();
+    this.inFlight--;
+    if (status === 200) this.completions.push(now);
+    this.statuses.set(status, (this.statuses.get(status) ?? 0) + 1);
+  }
+  /** The in-flight integral up to now, for {@linkcode LoginMeter.average}. */
+  area(): number {
+    this.#tick();
+    return this.#area;
+  }
+  /** Average logins in flight since `(area, at)` was taken. */
+  average(since: { area: number; at: number }): number {
+    const area = this.area();
+    return (area - since.area) / (performance.now() - since.at);
+  }
+  mark(): { area: number; at: number } {
+    return { area: this.area(), at: performance.now() };
+  }
+  /** `handler`, with every `POST /auth/login` counted; GETs go straight through. */
+  wrap(handler: Deno.ServeHandler<Deno.NetAddr>): Deno.ServeHandler<Deno.NetAddr> {
+    const metered = async (req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => {
+      this.enter();
+      let status = 0;
+      try {
+        const res = await handler(req, info);
+        status = res.status;
+        return res;
+      } finally {
+        this.leave(status);
+      }
+    };
+    return (req, info) =>
+      req.method === "POST" && new URL(req.url).pathname === "/auth/login"
+        ? metered(req, info)
+        : handler(req, info);
+  }
+  /** Throws unless every login answered 200 (a refused login is not a login). */
+  assertAllOk(): void {
+    const bad = [...this.statuses].filter(([status]) => status !== 200);
+    if (bad.length === 0) return;
+    const counts = bad.map(([status, n]) => `${n}× ${status === 0 ? "exception" : status}`);
+    throw new Error(
+      `bench: POST /auth/login answered ${counts.join(", ")}; every login must succeed ` +
+        `(a 429 means a rate limit or lockout the bench does not raise yet: see benchConfig)`,
+    );
+  }
+}
+
+/**
+ * Successful completions per second in `[from, to]` (ms): the least-squares
+ * slope of the running count against time. Unlike count ÷ window, it does not
+ * jump by a whole batch when the pool's workers finish together at an edge.
+ */
+function completionRate(stamps: readonly number[], from: number, to: number): {
+  rate: number;
+  count: number;
+} {
+  const t = stamps.filter((s) => s >= from && s <= to);
+  const n = t.length;
+  if (n < 3) return { rate: n / ((to - from) / 1000), count: n };
+  const meanT = t.reduce((sum, s) => sum + s, 0) / n;
+  const meanI = (n - 1) / 2;
+  let cov = 0;
+  let variance = 0;
+  t.forEach((s, i) => {
+    cov += (s - meanT) * (i - meanI);
+    variance += (s - meanT) ** 2;
+  });
+  return { rate: (cov / variance) * 1000, count: n };
+}
+
+async function waitFor(what: string, ready: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!ready()) {
+    if (performance.now() > deadline) throw new Error(`bench: timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? sorted[mid] ?? Number.NaN
+    : ((sorted[mid - 1] ?? Number.NaN) + (sorted[mid] ?? Number.NaN)) / 2;
+}
+
+/** Requests per second of the open-loop `/health` probe in section 2 (b). */
+const PROBE_RATE = 200;
+/** Verifies timed one at a time for one hash's time (half before, half after the login load). */
+const VERIFY_SAMPLES = 6;
+
+/** Section 2: login throughput vs the bcrypt limit, /health under login load, /users/me. */
+export async function authSection(settings: BenchSettings, options: MeasureOptions): Promise<void> {
+  const cores = navigator.hardwareConcurrency;
+  const meter = new LoginMeter();
+  // The production hasher: a worker pool of one thread per core at the configured cost.
+  // Mail is logged, as main.ts does without SMTP_URL; no bench path sends any.
+  const bench = await startBenchServer(
+    benchConfig({ BCRYPT_ROUNDS: String(settings.bcryptRounds) }),
+    { wrap: (handler) => meter.wrap(handler) },
+  );
+  const { app, deps: { config, hasher } } = bench.runtime;
+  const origin = bench.origin;
+  const loads: RunningLoad[] = [];
+  try {
+    // One account per login in flight, and then some: the lockout service lets
+    // one login per account run at a time (others get 429 login_throttled), so
+    // the load rotates through twice as many accounts as requests in flight, and
+    // in-flight requests (consecutive in the rotation) never share one.
+    const accounts = 2 * Math.max(8, 2 * cores, settings.connections);
+    const emails = benchEmails(accounts);
+    // `cores` at a time keeps both workers hashing; a wider burst from one IP
+    // loses the rate limiter's KV commit races and is refused (429).
+    for (let i = 0; i < emails.length; i += cores) {
+      const batch = await Promise.allSettled(
+        emails.slice(i, i + cores).map(async (email) => {
+          const res = await app.request("/auth/register", {
+            method: "POST",
+            headers: { "Content-Type": "application/json" },
+            body: JSON.stringify({ email, password: BENCH_PASSWORD, display_name: "Bench" }),
+          });
+          if (res.status !== 201) {
+            throw new Error(`bench: register answered ${res.status} ${await res.text()}`);
+          }
+        }),
+      );
+      for (const outcome of batch) if (outcome.status === "rejected") throw outcome.reason;
+    }
+    const loginBody = (email: string) => JSON.stringify({ email, password: BENCH_PASSWORD });
+
+    // One hash's time, in this run: warm every worker (JIT), then time verifies
+    // one at a time through the same pool the logins use, so one core works.
+    // Half the samples are taken after (a), so a slow patch on a shared machine
+    // weighs on both sides of the ratio rather than on one.
+    const hash = await hasher.hash(BENCH_PASSWORD);
+    await Promise.all(Array.from({ length: cores }, () => hasher.verify(BENCH_PASSWORD, hash)));
+    const samples: number[] = [];
+    const timeVerifies = async (count: number): Promise<void> => {
+      for (let i = 0; i < count; i++) {
+        const started = performance.now();
+        if (!await hasher.verify(BENCH_PASSWORD, hash)) throw new Error("bench: verify failed");
+        samples.push(performance.now() - started);
+      }
+    };
+    await timeVerifies(Math.ceil(VERIFY_SAMPLES / 2));
+
+    const loginOptions: MeasureOptions = {
+      ...options,
+      method: "POST",
+      headers: { "Content-Type": "application/json", "User-Agent": BENCH_USER_AGENT },
+      rotate: emails.map((email) => ({ body: loginBody(email) })),
+      // One wrk thread, so the rotation is one sequence (see MeasureOptions.rotate).
+      threads: 1,
+      connections: 2 * cores,
+      // Queued logins wait for a worker: allow many hashes' time before calling one lost.
+      timeoutSeconds: Math.max(10, Math.ceil((median(samples) / 1000) * 8 * 4)),
+    };
+    const loginUrl = `${origin}/auth/login`;
+    const healthUrl = `${origin}/health`;
+
+    // (a) Logins/s at 2×cores connections, counted by the server over a window
+    // after the warmup, inside one continuous load: wrk's separate warmup run
+    // would leave its abandoned logins queued in the pool at the measured start.
+    const windowSeconds = Math.max(10, 2 * settings.seconds);
+    const loadStarted = performance.now();
+    const loginCpu = cpuSample();
+    const loginLoad = await startLoad(
+      loginUrl,
+      settings.warmupSeconds + windowSeconds + 1,
+      loginOptions,
+    );
+    loads.push(loginLoad);
+    const loginClient = await loginLoad.done;
+    const loginCpuLine = cpuLine(loginCpu, cores);
+    meter.assertAllOk();
+    assertNoFailures(loginUrl, loginClient);
+    const from = loadStarted + settings.warmupSeconds * 1000;
+    const logins = completionRate(meter.completions, from, from + windowSeconds * 1000);
+    await waitFor("abandoned logins to finish", () => meter.inFlight === 0, 60_000);
+    await timeVerifies(Math.floor(VERIFY_SAMPLES / 2));
+    const verifyMs = median(samples);
+    const limit = cores / (verifyMs / 1000);
+
+    // (b) /health latency while exactly 8 logins are in flight: an open-loop
+    // probe (fixed schedule, so an event-loop stall cannot hide below p99 as it
+    // does in a closed loop), first on the idle server, then under the load.
+    const probeOptions: MeasureOptions = {
+      ...options,
+      loader: "deno",
+      rate: PROBE_RATE,
+      connections: 1,
+    };
+    const probeIdle = await measure(healthUrl, probeOptions);
+    const background = await startLoad(loginUrl, 3600, { ...loginOptions, connections: 8 });
+    loads.push(background);
+    await waitFor("8 logins in flight", () => meter.inFlight >= 8, 10_000);
+    const mark = meter.mark();
+    const probeCpu = cpuSample();
+    const probeLoaded = await measure(healthUrl, probeOptions);
+    const inFlight = meter.average(mark);
+    const probeCpuLine = cpuLine(probeCpu, cores);
+    background.stop();
+    const backgroundResult = await background.done;
+    meter.assertAllOk();
+    assertNoFailures(loginUrl, backgroundResult);
+    await waitFor("abandoned logins to finish", () => meter.inFlight === 0, 60_000);
+
+    // (c) GET /users/me with a Bearer token vs /health. One token per account,
+    // in turn: one user's requests share one rate-limit bucket in KV, and 16 at
+    // once lose each other's commit races until the limiter refuses some (429),
+    // which would measure contention on one key, not the endpoint. Tokens come
+    // from logins after (a) and (b), over the loopback like the load: sessions
+    // are capped per user (the oldest end) and fingerprinted by User-Agent.
+    const tokens: string[] = [];
+    for (let i = 0; i < emails.length; i += cores) {
+      const batch = await Promise.allSettled(
+        emails.slice(i, i + cores).map(async (email) => {
+          const res = await fetch(loginUrl, {
+            method: "POST",
+            headers: loginOptions.headers ?? {},
+            body: loginBody(email),
+          });
+          const pair = await res.json() as { access_token?: unknown };
+          if (res.status !== 200 || typeof pair.access_token !== "string") {
+            // Never print a token; a refusal's problem body contains none.
+            throw new Error(`bench: login for a token answered ${res.status}`);
+          }
+          const headers = { "Authorization": `Bearer ${pair.access_token}` };
+          const me = await fetch(`${origin}/users/me`, {
+            headers: { ...headers, "User-Agent": BENCH_USER_AGENT },
+          });
+          const body = await me.json() as { email?: unknown };
+          if (me.status !== 200 || body.email !== email) {
+            throw new Error(`bench: GET /users/me answered ${me.status} ${JSON.stringify(body)}`);
+          }
+          tokens.push(pair.access_token);
+        }),
+      );
+      for (const outcome of batch) if (outcome.status === "rejected") throw outcome.reason;
+    }
+    const targets: Target[] = [
+      { name: "GET /health", url: healthUrl },
+      {
+        name: `GET /users/me (Bearer, ${tokens.length} users in turn)`,
+        url: `${origin}/users/me`,
+        rotate: tokens.map((token) => ({ headers: { "Authorization": `Bearer ${token}` } })),
+      },
+    ];
+    // One wrk thread for both targets: a rotation needs it, and the ratio needs equal loaders.
+    const sameUserAgent = { ...options, threads: 1, headers: { "User-Agent": BENCH_USER_AGENT } };
+    const { best, runs } = await measureAlternating(targets, sameUserAgent, settings.rounds);
+
+    console.log(`\n## Auth: logins, /health under login load, GET /users/me\n`);
+    console.log(
+      `bcrypt cost ${config.bcryptRounds}; one verify: ${verifyMs.toFixed(1)} ms (median of ` +
+        `${samples.length}, range ${Math.min(...samples).toFixed(0)}-` +
+        `${Math.max(...samples).toFixed(0)} ms, one at a time through the worker pool, half ` +
+        `before and half after (a)) → limit ${cores} core(s) ÷ ${(verifyMs / 1000).toFixed(3)} s ` +
+        `= ${limit.toFixed(2)} logins/s\n`,
+    );
+    console.log(`### (a) POST /auth/login at ${2 * cores} connections (2 × cores)\n`);
+    printTable([
+      {
+        target: "bcrypt limit (cores ÷ one verify)",
+        result: { rps: limit, p50: verifyMs, p99: Number.NaN, requests: 0, errors: 0 },
+      },
+      {
+        target: `POST /auth/login, ${2 * cores} connections`,
+        result: { ...loginClient, rps: logins.rate },
+      },
+    ]);
+    const loginRatio = logins.rate / limit;
+    console.log(
+      `\nlogins/s: ${logins.count} successful logins in a ${windowSeconds} s window after ` +
+        `${settings.warmupSeconds} s warmup, counted by the server (least-squares rate); ` +
+        `every login answered 200; latencies from the client`,
+    );
+    if (loginCpuLine !== null) {
+      console.log(`${loginCpuLine}; the limit assumes all ${cores} cores for bcrypt`);
+    }
+    console.log(
+      `goal (a) logins/s ≥ 85% of the bcrypt limit: ${percent(loginRatio)} — ` +
+        verdict(loginRatio >= 0.85),
+    );
+
+    console.log(`\n### (b) GET /health at ${PROBE_RATE} req/s (open loop) while logins run\n`);
+    printTable([
+      { target: "GET /health, idle server", result: probeIdle },
+      { target: "GET /health, 8 logins in flight", result: probeLoaded },
+      { target: "POST /auth/login, 8 connections (the load)", result: backgroundResult },
+    ]);
+    console.log(
+      `\nlogins in flight during the loaded probe: ${inFlight.toFixed(2)} on average ` +
+        `(server-side, time-weighted); probe by scripts/bench/_load.ts in a child process, ` +
+        `${settings.warmupSeconds} s warmup + ${settings.seconds} s measured`,
+    );
+    if (probeCpuLine !== null) console.log(probeCpuLine);
+    console.log(
+      `goal (b) /health p99 < 25 ms with 8 logins in flight: ` +
+        `${probeLoaded.p99.toFixed(2)} ms — ${verdict(probeLoaded.p99 < 25)}`,
+    );
+
+    console.log(`\n### (c) GET /users/me with a Bearer token vs GET /health, same app\n`);
+    console.log(`Best of ${settings.rounds} interleaved run(s) per target, by req/s:\n`);
+    printTable(best);
+    const [healthBest, meBest] = best;
+    if (healthBest !== undefined && meBest !== undefined) {
+      const ratio = meBest.result.rps / healthBest.result.rps;
+      console.log(
+        `\ngoal (c) /users/me ≥ 60% of /health throughput: ${percent(ratio)} — ` +
+          verdict(ratio >= 0.6),
+      );
+    }
+    console.log(`\nAll runs, in order:\n`);
+    printTable(runs);
+  } finally {
+    for (const load of loads) load.stop();
+    await Promise.allSettled(loads.map((load) => load.done));
+    await bench.close();
+  }
+}

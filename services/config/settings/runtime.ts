@@ -1,0 +1,56 @@
+/**
+ * Settings of the runtime: mode, listen address, public URL, data and KV locations.
+ * Spread into `SETTINGS` by `../settings.ts`, whose header says how to add a setting.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { httpUrl, port, setting } from "../declaration.ts";
+import { APP_ENVS } from "../model.ts";
+
+function redactUrl(value: string): string {
+  // A KV Connect URL can carry credentials in its query string; show only its origin.
+  return /^https?:/.test(value) ? new URL(value).origin : value;
+}
+
+/** Settings of the runtime: mode, listen address, public URL, data and KV locations. */
+export const RUNTIME_SETTINGS = {
+  APP_ENV: setting({
+    schema: z.enum(APP_ENVS).default("development"),
+    doc: "`development`, `test` or `production`. Production refuses unsafe settings at start-up.",
+    show: (c) => c.appEnv,
+  }),
+  HOST: setting({
+    schema: z.string().min(1).default("127.0.0.1"),
+    doc: "Listen address (`0.0.0.0` to listen on every interface).",
+    show: (c) => c.host,
+  }),
+  PORT: setting({ schema: port.default(8000), doc: "Listen port.", show: (c) => c.port }),
+  PUBLIC_URL: setting({
+    schema: httpUrl.optional(),
+    defaultDoc: "`http(s)://localhost:PORT`",
+    doc: "External origin, used for links and the HTTP→HTTPS redirect.",
+    show: (c) => c.publicUrl,
+  }),
+  DATA_DIR: setting({
+    schema: z.string().min(1).default("./data"),
+    doc: "Embedded KV file and development secrets.",
+    show: (c) => c.dataDir,
+  }),
+  KV_PATH: setting({
+    schema: z.string().min(1).optional(),
+    defaultDoc: "`DATA_DIR/bulwark.kv`",
+    doc: "Embedded KV file (unset on Deno Deploy = the managed KV).",
+    show: (c) => c.kvPath === undefined ? "(platform default)" : redactUrl(c.kvPath),
+  }),
+  KV_URL: setting({
+    schema: httpUrl.optional(),
+    secret: true,
+    doc: "A KV Connect URL: a store shared by many instances (needs `DENO_KV_ACCESS_TOKEN`).",
+  }),
+  DENO_DEPLOYMENT_ID: setting({
+    schema: z.string().optional(),
+    doc:
+      "Set by Deno Deploy itself, not by hand: selects the managed KV and the `kv` upload store.",
+  }),
+};

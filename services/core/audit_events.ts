@@ -1,0 +1,41 @@
+/**
+ * The registry of audit event types: `AuditInput.type` is this union, so a
+ * misspelled event fails type checking and the admin API, metrics and alert
+ * rules can name every type. Add a type here before recording it.
+ */
+export const AUDIT_EVENT_TYPES = [
+  "user.registered",
+  "auth.login",
+  "auth.login_throttled",
+  "auth.account_locked",
+  "auth.refresh",
+  "auth.refresh_reuse_detected",
+  "auth.logout",
+  "auth.logout_all",
+  "credential_stuffing_suspected",
+  "session.evicted",
+  "session.revoked",
+  "session.idle_timeout",
+  "session.fingerprint_mismatch",
+  "password.reset_requested",
+  "password.reset",
+  "password.change",
+  "authz.denied",
+  "rate_limit.exceeded",
+  "api_key.created",
+  "api_key.rotated",
+  "api_key.revoked",
+  "api_key.refused",
+  "upload.created",
+  "upload.deleted",
+  "upload.malware_detected",
+  "mail.send_failed",
+] as const;
+
+/** One audit event type. */
+export type AuditEventType = typeof AUDIT_EVENT_TYPES[number];
+
+/** True for a registered audit event type (admin queries validate `type` with it). */
+export function isAuditEventType(value: string): value is AuditEventType {
+  return (AUDIT_EVENT_TYPES as readonly string[]).includes(value);
+}

@@ -1,0 +1,116 @@
+/**
+ * Deno KV helpers shared by every service: one retry policy for
+ * read-modify-write commits, chunked `getMany`, index listing and `expireIn`.
+ */
+
+/** Returned by an attempt of {@linkcode retryOnConflict} whose commit lost a race. */
+export const RETRY: unique symbol = Symbol("retry");
+
+/** Options of {@linkcode retryOnConflict}. */
+export interface RetryOptions {
+  /** Attempts before giving up. @default 8 */
+  attempts?: number;
+  /** Longest jittered pause (ms) between attempts after a busy store. @default 16 */
+  maxPauseMs?: number;
+  /** The error thrown when every attempt lost. */
+  exhausted: () => Error;
+}
+
+/**
+ * True for the transient error a second handle on one SQLite file gets while
+ * another holds the write lock ("database is locked"); nothing was applied.
+ */
+export function isStoreBusy(error: unknown): boolean {
+  // Deno 2.x reports SQLITE_BUSY as a TypeError; only its message tells it apart.
+  return error instanceof Deno.errors.Busy ||
+    (error instanceof TypeError && error.message.includes("database is locked"));
+}
+
+/**
+ * Commits `op`; returns the new versionstamp, or null when a check failed or the
+ * store was busy (after a short jittered pause that lets the other writer
+ * finish), so the caller reads again and retries like a lost race.
+ */
+export async function tryCommit(
+  op: Deno.AtomicOperation,
+  attempt = 0,
+  maxPauseMs = 16,
+): Promise<string | null> {
+  try {
+    const res = await op.commit();
+    return res.ok ? res.versionstamp : null;
+  } catch (error) {
+    if (!isStoreBusy(error)) throw error;
+    const pauseMs = Math.random() * Math.min(maxPauseMs, 2 ** attempt);
+    await new Promise((resolve) => setTimeout(resolve, pauseMs));
+    return null;
+  }
+}
+
+/**
+ * Runs a read-modify-write `attempt` until it returns something other than
+ * {@linkcode RETRY} (a versionstamp check lost, or — through
+ * {@linkcode tryCommit} — a busy store), at most `attempts` times.
+ *
+ * @throws the error `exhausted()` makes when every attempt lost
+ */
+export async function retryOnConflict<T>(
+  attempt: (n: number) => Promise<T | typeof RETRY>,
+  options: RetryOptions,
+): Promise<T> {
+  const attempts = options.attempts ?? 8;
+  if (!Number.isInteger(attempts) || attempts < 1) {
+    throw new RangeError("Cannot retry: attempts must be a positive integer");
+  }
+  for (let n = 0; n < attempts; n++) {
+    const result = await attempt(n);
+    if (result !== RETRY) return result as T;
+  }
+  throw options.exhausted();
+}
+
+/** Commits `op` inside a {@linkcode retryOnConflict} attempt: RETRY when it lost. */
+export async function commitOrRetry(
+  op: Deno.AtomicOperation,
+  attempt: number,
+): Promise<string | typeof RETRY> {
+  return (await tryCommit(op, attempt)) ?? RETRY;
+}
+
+/** Most keys one `Deno.Kv.getMany` call reads. */
+const GET_MANY_LIMIT = 10;
+
+/** `getMany` over any number of keys, ten at a time (the store's limit). */
+export async function getManyChunked<T>(
+  kv: Deno.Kv,
+  keys: readonly Deno.KvKey[],
+): Promise<Deno.KvEntryMaybe<T>[]> {
+  const out: Deno.KvEntryMaybe<T>[] = [];
+  for (let i = 0; i < keys.length; i += GET_MANY_LIMIT) {
+    out.push(...await kv.getMany<T[]>(keys.slice(i, i + GET_MANY_LIMIT)));
+  }
+  return out;
+}
+
+/**
+ * Lists a one-to-many index whose values are primary ids, then reads the
+ * records they point to; ids whose record is gone are skipped.
+ */
+export async function listByIndex<T>(
+  kv: Deno.Kv,
+  prefix: Deno.KvKey,
+  recordKey: (id: string) => Deno.KvKey,
+): Promise<Deno.KvEntry<T>[]> {
+  const ids: string[] = [];
+  for await (const entry of kv.list<string>({ prefix })) ids.push(entry.value);
+  const entries = await getManyChunked<T>(kv, ids.map(recordKey));
+  return entries.filter((e): e is Deno.KvEntry<T> => e.value !== null);
+}
+
+/**
+ * `expireIn` for a record that carries its own expiry: only cleanup (values
+ * are judged by their stored time), so it stays positive.
+ */
+export function expireInUntil(expiresAt: string | Date, now: Date): number {
+  return Math.max(1000, new Date(expiresAt).getTime() - now.getTime());
+}
