@@ -12,6 +12,7 @@ import { apiKeyRoutes } from "./api_keys.ts";
 import { authRoutes } from "./auth.ts";
 import type { Deps, Services } from "./deps.ts";
 import { docsRoutes } from "./docs.ts";
+import { emailVerificationRoutes } from "./email_verification.ts";
 import { healthRoutes } from "./health.ts";
 import { passwordRoutes } from "./passwords.ts";
 import { sessionRoutes } from "./sessions.ts";
@@ -43,6 +44,7 @@ export function createApp(deps: Deps, services: Services = createServices(deps))
   app.route("/", healthRoutes(deps));
   app.route("/auth/sessions", sessionRoutes(deps, services));
   app.route("/auth/password", passwordRoutes(deps, services));
+  app.route("/auth/verify-email", emailVerificationRoutes(deps, services));
   app.route("/auth", authRoutes(deps, services));
   app.route("/users", userRoutes(deps, services));
   app.route("/api-keys", apiKeyRoutes(deps, services));

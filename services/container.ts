@@ -18,6 +18,14 @@ import { createSessionService, type SessionService } from "./auth/sessions.ts";
 import { createTokenService, type TokenService } from "./auth/tokens.ts";
 import { createUploadService, type UploadService } from "./uploads/uploads.ts";
 import { createUserService, type UserService } from "./identity/users.ts";
+import { type BackgroundTasks, createBackgroundTasks } from "./core/background.ts";
+import { createCredentialRevocation, type CredentialRevocation } from "./auth/revocation.ts";
+import {
+  createEmailVerificationService,
+  type EmailVerificationService,
+} from "./identity/email_verification.ts";
+import { createMailBudget } from "./mail/mail_budget.ts";
+import { createDeviceTrust } from "./auth/devices.ts";
 
 /** The injected dependencies every service is built from. */
 export interface Deps {
@@ -43,6 +51,10 @@ export interface Services {
   readonly apiKeys: ApiKeyService;
   readonly audit: AuditService;
   readonly auth: AuthService;
+  /** Background work (mails): awaited by tests and at shutdown. */
+  readonly background: BackgroundTasks;
+  readonly emailVerification: EmailVerificationService;
+  readonly revocation: CredentialRevocation;
   readonly lockout: LockoutService;
   readonly passwords: PasswordService;
   readonly policy: PasswordPolicy;
@@ -55,8 +67,15 @@ export interface Services {
 
 /** Wires the services from injected dependencies; nothing is shared between two calls. */
 export function createServices(deps: Deps): Services {
-  const { config, kv, clock, logger, hasher } = deps;
+  const { config, kv, clock, logger, hasher, mailer } = deps;
   const audit = createAuditService({ kv, clock, logger });
+  const background = createBackgroundTasks(logger);
+  const budget = createMailBudget({
+    kv,
+    clock,
+    minIntervalMs: config.mailAccountIntervalMinutes * 60_000,
+    perDay: config.mailAccountDailyLimit,
+  });
   const policy = deps.policy ?? createPasswordPolicy();
   const accessTtlSeconds = config.accessTokenMinutes * 60;
   const tokens = createTokenService({
@@ -68,12 +87,44 @@ export function createServices(deps: Deps): Services {
   });
   const users = createUserService({ kv, clock });
   const sessions = createSessionService({ kv, clock });
+  const sampler = createRefusalSampler({ kv, clock });
+  const rates = createRatePolicy({
+    limiter: createRateLimiter({ kv, clock }),
+    sampler,
+    audit,
+    settings: config.rateLimits,
+  });
+  const apiKeys = createApiKeyService({
+    kv,
+    clock,
+    audit,
+    sampler,
+    logger,
+    pepper: config.apiKeyPepper,
+    maxActiveKeys: config.maxApiKeysPerUser,
+  });
+  const revocation = createCredentialRevocation({
+    sessions,
+    audit,
+    holders: [{ kind: "api_keys", revokeAllForUser: (id) => apiKeys.revokeAllForUser(id) }],
+  });
   const lockout = createLockoutService({
     kv,
     clock,
     audit,
     maxFailures: config.lockoutThreshold,
+    maxDeviceFailures: config.lockoutDeviceThreshold,
     lockoutMs: config.lockoutMinutes * 60_000,
+  });
+  const emailVerification = createEmailVerificationService({
+    kv,
+    clock,
+    users,
+    audit,
+    mailer,
+    budget,
+    background,
+    publicUrl: config.publicUrl,
   });
   const auth = createAuthService({
     clock,
@@ -84,6 +135,16 @@ export function createServices(deps: Deps): Services {
     sessions,
     lockout,
     audit,
+    revocation,
+    emailVerification,
+    devices: createDeviceTrust({
+      clock,
+      // Device tokens are signed with keys derived from the refresh keyring (domain-separated).
+      keys: config.refreshKeys.map((k) => k.secret),
+      ttlSeconds: config.deviceCookieDays * 86_400,
+    }),
+    rates,
+    verifyEmailOnRegister: config.requireEmailVerification,
     accessTtlSeconds,
     rememberMeTtlSeconds: config.refreshTokenDays * 86_400,
     sessionTtlSeconds: config.sessionMaxHours * 3600,
@@ -102,27 +163,15 @@ export function createServices(deps: Deps): Services {
     lockout,
     auth,
     audit,
-    mailer: deps.mailer,
-    logger,
+    revocation,
+    apiKeys: { kind: "api_keys", revokeAllForUser: (id) => apiKeys.revokeAllForUser(id) },
+    mailer,
+    budget,
+    background,
+    rates,
     publicUrl: config.publicUrl,
     resetTtlSeconds: config.passwordResetExpireMinutes * 60,
     historySize: config.passwordHistory,
-  });
-  const sampler = createRefusalSampler({ kv, clock });
-  const rates = createRatePolicy({
-    limiter: createRateLimiter({ kv, clock }),
-    sampler,
-    audit,
-    settings: config.rateLimits,
-  });
-  const apiKeys = createApiKeyService({
-    kv,
-    clock,
-    audit,
-    sampler,
-    logger,
-    pepper: config.apiKeyPepper,
-    maxActiveKeys: config.maxApiKeysPerUser,
   });
   const uploads = createUploadService({
     kv,
@@ -142,6 +191,9 @@ export function createServices(deps: Deps): Services {
     apiKeys,
     audit,
     auth,
+    background,
+    emailVerification,
+    revocation,
     lockout,
     passwords,
     policy,
