@@ -92,6 +92,8 @@ export function authenticate(options: AuthenticateOptions): MiddlewareHandler<Ap
         userId: c.get("principal")?.userId,
         meta: requestMeta(c),
         details: { code: error.code, method: c.req.method, path: c.req.path },
+        // Repeated probing by one caller is one record a minute, with its count.
+        sample: { key: c.get("principal")?.userId ?? c.get("clientIp") },
       });
     }
   };

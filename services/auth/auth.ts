@@ -18,7 +18,7 @@ import { sessionFingerprint, type SessionRecord, type SessionService } from "./s
 import type { TokenService } from "./tokens.ts";
 import type { CredentialRevocation } from "./revocation.ts";
 import type { DeviceTrust } from "./devices.ts";
-import type { RatePolicy } from "../limits/rate_policy.ts";
+import { clientBucketKey, type RatePolicy } from "../limits/rate_policy.ts";
 import type { EmailVerificationService } from "../identity/email_verification.ts";
 import {
   normalizeEmail,
@@ -352,6 +352,9 @@ export function createAuthService(deps: AuthDeps): AuthService {
           userId: user?.id,
           meta,
           details: { reason, trusted_device: deviceId !== null },
+          // A guessing run from one network is one record a minute per account, with its count.
+          // The key holds a digest: emails typed by attackers are never stored.
+          sample: { key: `${clientBucketKey(meta.ip)}|${sha256(email).slice(0, 16)}` },
         });
         throw new InvalidCredentialsError("Invalid email or password");
       }

@@ -36,12 +36,91 @@ export function createDiskConfigIo(): ConfigIo {
       }
     },
     writeSecretFile(path, text) {
-      const dir = path.slice(0, path.lastIndexOf("/")) || ".";
+      const dir = parentDir(path);
       Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
       Deno.writeTextFileSync(path, text, { mode: 0o600 });
       Deno.chmodSync(path, 0o600);
     },
+    writableProblem(path, kind) {
+      const dir = kind === "dir" ? path : parentDir(path);
+      if (Deno.permissions.querySync({ name: "write", path }).state !== "granted") {
+        return `the process may not write there (it needs --allow-write for ${dir})`;
+      }
+      const existing = nearestExistingDir(dir);
+      // Only a folder the process may write can be probed; below it, the grant decides.
+      if (Deno.permissions.querySync({ name: "write", path: existing }).state !== "granted") {
+        return null;
+      }
+      try {
+        Deno.removeSync(Deno.makeTempFileSync({ dir: existing, prefix: ".bulwark-probe-" }));
+        return null;
+      } catch (error) {
+        if (error instanceof Deno.errors.PermissionDenied) {
+          return `the file system refuses writes to ${existing}`;
+        }
+        throw error;
+      }
+    },
   };
+}
+
+function parentDir(path: string): string {
+  const slash = path.lastIndexOf("/");
+  return slash > 0 ? path.slice(0, slash) : slash === 0 ? "/" : ".";
+}
+
+/** The folder itself or its closest ancestor that exists (the one a mkdir would write into). */
+function nearestExistingDir(dir: string): string {
+  let current = dir;
+  for (;;) {
+    try {
+      if (Deno.statSync(current).isDirectory) return current;
+    } catch (error) {
+      // A missing folder is made later; its nearest existing ancestor decides.
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+    const parent = parentDir(current);
+    if (parent === current) return current;
+    current = parent;
+  }
+}
+
+/** Every location the service will write, by the setting that names it. */
+function writableLocations(
+  e: {
+    APP_ENV: string;
+    DATA_DIR: string;
+    KV_PATH?: string | undefined;
+    KV_URL?: string | undefined;
+    UPLOAD_DIR?: string | undefined;
+    UPLOAD_STORE?: string | undefined;
+  },
+  onDeploy: boolean,
+): Array<{ name: string; path: string; kind: "file" | "dir" }> {
+  const out: Array<{ name: string; path: string; kind: "file" | "dir" }> = [];
+  if (e.KV_URL === undefined && !onDeploy) {
+    const kvPath = e.KV_PATH ?? `${e.DATA_DIR}/bulwark.kv`;
+    // Deno's own in-memory store writes nothing.
+    if (kvPath !== ":memory:") {
+      out.push({
+        name: e.KV_PATH === undefined ? "DATA_DIR" : "KV_PATH",
+        path: kvPath,
+        kind: "file",
+      });
+    }
+  }
+  if ((e.UPLOAD_STORE ?? (onDeploy ? "kv" : "file")) === "file") {
+    const dir = e.UPLOAD_DIR ?? `${e.DATA_DIR}/uploads`;
+    out.push({
+      name: e.UPLOAD_DIR === undefined ? "DATA_DIR" : "UPLOAD_DIR",
+      path: dir,
+      kind: "dir",
+    });
+  }
+  if (e.APP_ENV === "development") {
+    out.push({ name: "DATA_DIR", path: `${e.DATA_DIR}/dev-secrets.json`, kind: "file" });
+  }
+  return out;
 }
 
 /** Options of {@linkcode loadConfig}. */
@@ -82,13 +161,22 @@ export function loadConfig(
   }
   const e = parsed.data;
   const production = e.APP_ENV === "production";
+  const onDeploy = e.DENO_DEPLOYMENT_ID !== undefined;
+  // Checked before anything is written (development secrets), so a location the
+  // process may not write is one clear line, never a stack trace at start-up.
+  for (const { name, path, kind } of writableLocations(e, onDeploy)) {
+    const problem = io.writableProblem?.(path, kind);
+    if (problem !== null && problem !== undefined) {
+      problems.push(`"${name}" location ${path} cannot be written: ${problem}`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
 
   const rings = resolveKeyrings(e, e.APP_ENV, io, `${e.DATA_DIR}/dev-secrets.json`, problems);
   problems.push(...checkSettings(e, { production, raw: env }));
   if (problems.length > 0) throw new ConfigError(problems);
 
   const scheme = e.TLS_CERT_FILE === undefined ? "http" : "https";
-  const onDeploy = e.DENO_DEPLOYMENT_ID !== undefined;
   return Object.freeze({
     appEnv: e.APP_ENV,
     host: e.HOST,

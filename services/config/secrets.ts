@@ -12,6 +12,11 @@ import { type AppEnvName, MIN_SECRET_BYTES, type SecretKey } from "./model.ts";
 export interface ConfigIo {
   readTextFile(path: string): string | null;
   writeSecretFile(path: string, text: string): void;
+  /**
+   * Why the process cannot write the file or folder at `path` (missing permission,
+   * read-only location), or null when it can. @default every location is writable
+   */
+  writableProblem?(path: string, kind: "file" | "dir"): string | null;
 }
 
 /** Start-up refused: lists every problem found, never a secret value. */

@@ -1,6 +1,13 @@
 import type { AuditEventType } from "./audit_events.ts";
 import type { Clock } from "./clock.ts";
-import { auditByUserKey, auditKey } from "./kv_keys.ts";
+import { auditByUserKey, auditKey, auditSampleKey } from "./kv_keys.ts";
+import { ConflictError } from "./errors.ts";
+import { commitOrRetry, RETRY, retryOnConflict } from "./kv.ts";
+
+interface SampleWindow {
+  until_ms: number;
+  repeats: number;
+}
 import type { Logger } from "./logger.ts";
 
 /** Where and by whom an audited action was requested. */
@@ -29,6 +36,14 @@ export interface AuditInput {
   userId?: string | undefined;
   meta?: RequestMeta | undefined;
   details?: Record<string, unknown>;
+  /**
+   * Aggregates repeats: of the events with this type and `key`, one per
+   * `windowMs` is stored, carrying in `details.repeats_before` how many were
+   * left out since the last stored one; the rest are counted, logged and not
+   * stored, so a brute-force run cannot grow the year-long trail by a record per
+   * request (security review #10: audit growth).
+   */
+  sample?: { key: string; windowMs?: number };
 }
 
 /** Writes the audit trail: a KV record plus one JSON log line per event. */
@@ -49,6 +64,37 @@ export interface AuditDeps {
 export function createAuditService(deps: AuditDeps): AuditService {
   const retentionMs = (deps.retentionDays ?? 365) * 86_400_000;
   let sequence = 0;
+
+  /**
+   * Opens a new sampling window and returns the repeats the last one left out,
+   * or counts this event into the open window and returns null (not stored).
+   */
+  async function sampleWindow(
+    type: AuditEventType,
+    sample: { key: string; windowMs?: number },
+    now: number,
+  ): Promise<number | null> {
+    const windowMs = sample.windowMs ?? 60_000;
+    const key = auditSampleKey(type, sample.key);
+    return await retryOnConflict(async (attempt) => {
+      const entry = await deps.kv.get<SampleWindow>(key);
+      const open = entry.value !== null && entry.value.until_ms > now;
+      const next: SampleWindow = open
+        ? { ...entry.value!, repeats: entry.value!.repeats + 1 }
+        : { until_ms: now + windowMs, repeats: 0 };
+      // The marker outlives its window so the next one can report the last one's repeats.
+      const op = deps.kv.atomic().check(entry).set(key, next, { expireIn: 2 * windowMs + 60_000 });
+      if ((await commitOrRetry(op, attempt)) === RETRY) return RETRY;
+      return open ? null : entry.value?.repeats ?? 0;
+    }, {
+      // Under this much contention the event is stored rather than lost.
+      exhausted: () => new ConflictError("Cannot sample the audit event: too many writers"),
+    }).catch((error) => {
+      if (error instanceof ConflictError) return 0;
+      throw error;
+    });
+  }
+
   return {
     async record(input) {
       const now = deps.clock.now();
@@ -63,6 +109,14 @@ export function createAuditService(deps: AuditDeps): AuditService {
           : { ip: input.meta.ip, request_id: input.meta.requestId }),
         details: input.details ?? {},
       };
+      if (input.sample !== undefined) {
+        const repeats = await sampleWindow(input.type, input.sample, now.getTime());
+        if (repeats === null) {
+          deps.logger.info("audit", { audit: event, stored: false });
+          return event;
+        }
+        if (repeats > 0) event.details = { ...event.details, repeats_before: repeats };
+      }
       const op = deps.kv.atomic().set(auditKey(event.id), event, { expireIn: retentionMs });
       if (event.user_id !== undefined) {
         op.set(auditByUserKey(event.user_id, event.id), event.id, { expireIn: retentionMs });

@@ -184,3 +184,8 @@ export function deviceFailuresKey(
 export function deviceFailuresPrefix(account: string): ["login_failures_by_device", string] {
   return ["login_failures_by_device", account];
 }
+
+/** The open sampling window of one audit event type and key (aggregated repeats). */
+export function auditSampleKey(type: string, key: string): ["audit_samples", string, string] {
+  return ["audit_samples", type, key];
+}

@@ -8,6 +8,12 @@ import { z } from "zod";
 import { httpUrl, port, setting } from "../declaration.ts";
 import { APP_ENVS } from "../model.ts";
 
+/** True for a name or address that only this machine reaches. */
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || host === "[::1]" ||
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
 function redactUrl(value: string): string {
   // A KV Connect URL can carry credentials in its query string; show only its origin.
   return /^https?:/.test(value) ? new URL(value).origin : value;
@@ -22,8 +28,17 @@ export const RUNTIME_SETTINGS = {
   }),
   HOST: setting({
     schema: z.string().min(1).default("127.0.0.1"),
-    doc: "Listen address (`0.0.0.0` to listen on every interface).",
+    doc:
+      "Listen address (`0.0.0.0` to listen on every interface). Beyond loopback, `APP_ENV` must be set explicitly.",
     show: (c) => c.host,
+    // A forgotten APP_ENV means development (reset links in the log, docs on): never
+    // let that default reach a public interface (security review #10).
+    check: (host, { raw }) =>
+      raw.APP_ENV === undefined && !isLoopback(String(host))
+        ? `"HOST" ${
+          String(host)
+        } listens beyond loopback while "APP_ENV" is unset (development by default): set APP_ENV explicitly`
+        : undefined,
   }),
   PORT: setting({ schema: port.default(8000), doc: "Listen port.", show: (c) => c.port }),
   PUBLIC_URL: setting({
