@@ -163,7 +163,9 @@ export function authRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
     .post(
       "/logout-all",
       route({
-        summary: "Revoke every session",
+        summary: "Revoke every credential of my account",
+        description: "Every session (so every access and refresh token), every API key and " +
+          "every OAuth2 grant of the account stops working at once.",
         tags: ["auth"],
         auth: "bearer",
         responses: { 204: { description: "Logged out" } },
