@@ -100,11 +100,15 @@ export async function createRuntime(
       ...(overrides.blobStore === undefined ? {} : { blobStore: overrides.blobStore }),
     };
     const services = createServices(deps);
+    // Deploy and KV Connect push other instances' writes to kv.watch; an embedded file does not
+    // (verified), so the feed is always polled too.
+    services.feed.start({ watch: config.kvPath === undefined || /^https?:/.test(config.kvPath) });
     const app = createApp(deps, services);
     let closed: Promise<void> | undefined;
     const close = (): Promise<void> => {
       closed ??= (async () => {
         try {
+          await services.feed.close();
           await services.passwords.settled();
           await services.apiKeys.drain();
         } finally {

@@ -25,6 +25,8 @@ import {
   type EmailVerificationService,
 } from "./identity/email_verification.ts";
 import { createMailBudget } from "./mail/mail_budget.ts";
+import { createRevocationFeed, type RevocationFeed } from "./core/revocation_feed.ts";
+import { createCredentialView, type CredentialView } from "./auth/credential_view.ts";
 import { createDeviceTrust } from "./auth/devices.ts";
 
 /** The injected dependencies every service is built from. */
@@ -55,6 +57,10 @@ export interface Services {
   readonly background: BackgroundTasks;
   readonly emailVerification: EmailVerificationService;
   readonly revocation: CredentialRevocation;
+  /** Revocations from every instance; `runtime.ts` starts and stops following it. */
+  readonly feed: RevocationFeed;
+  /** Credentials recently found good, kept current by the feed. */
+  readonly view: CredentialView;
   readonly lockout: LockoutService;
   readonly passwords: PasswordService;
   readonly policy: PasswordPolicy;
@@ -85,8 +91,10 @@ export function createServices(deps: Deps): Services {
     accessTtlSeconds,
     clock,
   });
-  const users = createUserService({ kv, clock });
-  const sessions = createSessionService({ kv, clock });
+  const feed = createRevocationFeed({ kv, clock, logger });
+  const view = createCredentialView(feed);
+  const users = createUserService({ kv, clock, feed });
+  const sessions = createSessionService({ kv, clock, feed, view });
   const sampler = createRefusalSampler({ kv, clock });
   const rates = createRatePolicy({
     limiter: createRateLimiter({ kv, clock }),
@@ -102,6 +110,8 @@ export function createServices(deps: Deps): Services {
     logger,
     pepper: config.apiKeyPepper,
     maxActiveKeys: config.maxApiKeysPerUser,
+    feed,
+    view,
   });
   const revocation = createCredentialRevocation({
     sessions,
@@ -194,6 +204,8 @@ export function createServices(deps: Deps): Services {
     background,
     emailVerification,
     revocation,
+    feed,
+    view,
     lockout,
     passwords,
     policy,

@@ -1,3 +1,5 @@
+import type { RevocationFeed } from "../core/revocation_feed.ts";
+import type { CredentialView } from "../auth/credential_view.ts";
 import { expireInUntil, listByIndex } from "../core/kv.ts";
 import type { AuditService, RequestMeta } from "../core/audit.ts";
 import type { Clock } from "../core/clock.ts";
@@ -154,6 +156,10 @@ export interface ApiKeyDeps {
   maxActiveKeys?: number;
   /** How often buffered usage is written. @default 5000 */
   usageFlushMs?: number;
+  /** Every revocation or rotation is published here, in its own commit. */
+  feed: RevocationFeed;
+  /** Recently checked good keys, so the common request needs no store read. */
+  view: CredentialView;
 }
 
 /** `bwk_` + 43 base64url characters: 32 random bytes, like `secrets.token_urlsafe(32)`. */
@@ -203,6 +209,17 @@ export function createApiKeyService(deps: ApiKeyDeps): ApiKeyService {
   /** Every key of the user that still authenticates: active ones and those in a grace period. */
   async function liveRecords(userId: string, now: Date): Promise<Deno.KvEntry<ApiKeyRecord>[]> {
     return (await listRecords(userId)).filter((e) => new Date(e.value.expires_at) > now);
+  }
+
+  /** Commits `op` with the keys on the revocation feed, then drops them from this instance's view. */
+  async function commitRevocation(
+    op: Deno.AtomicOperation,
+    keyIds: readonly string[],
+  ): Promise<Deno.KvCommitResult | Deno.KvCommitError> {
+    const revoked = keyIds.map((id) => ({ kind: "api_key", id }) as const);
+    const res = await deps.feed.append(op, revoked).commit();
+    if (res.ok) deps.feed.applyLocal(revoked);
+    return res;
   }
 
   function deleteRecord(op: Deno.AtomicOperation, r: ApiKeyRecord): Deno.AtomicOperation {
@@ -279,7 +296,8 @@ export function createApiKeyService(deps: ApiKeyDeps): ApiKeyService {
     for (const entry of inGrace) {
       if (excess <= 0) break;
       // A lost check means the key changed meanwhile; it is counted as still live.
-      if (!(await deleteRecord(kv.atomic().check(entry), entry.value).commit()).ok) continue;
+      const op = deleteRecord(kv.atomic().check(entry), entry.value);
+      if (!(await commitRevocation(op, [entry.value.id])).ok) continue;
       usage.delete(entry.value.id);
       excess--;
     }
@@ -289,6 +307,33 @@ export function createApiKeyService(deps: ApiKeyDeps): ApiKeyService {
           "revoke a key or rotate with grace_hours 0",
       );
     }
+  }
+
+  /** The key record and its owner by key hash: from the view when it holds them, else the store. */
+  async function lookup(
+    hash: string,
+  ): Promise<{ record: ApiKeyRecord | null; owner: UserRecord | null } | null> {
+    const cacheKey = `api_key:${hash}`;
+    const known = deps.view.get<{ record: ApiKeyRecord; owner: UserRecord }>(cacheKey);
+    if (known !== undefined) return known;
+    const generation = deps.view.generation();
+    const index = await kv.get<{ id: string; user_id: string }>(apiKeyByHashKey(hash));
+    if (index.value === null) return null;
+    const [recordEntry, userEntry] = await kv.getMany<[ApiKeyRecord, UserRecord]>([
+      apiKeyKey(index.value.id),
+      userKey(index.value.user_id),
+    ]);
+    const record = recordEntry.value;
+    const owner = userEntry.value;
+    if (record !== null && owner !== null) {
+      deps.view.remember(
+        cacheKey,
+        { record, owner },
+        [`api_key:${record.id}`, `user:${owner.id}`],
+        generation,
+      );
+    }
+    return { record, owner };
   }
 
   const service: ApiKeyService = {
@@ -401,6 +446,8 @@ export function createApiKeyService(deps: ApiKeyDeps): ApiKeyService {
       const oldExpireIn = expireInUntil(retired.expires_at, now);
       // One commit: the new key appears exactly when the old one starts its grace period.
       await store(record, now, (op) => {
+        // The old key's grace starts: drop every instance's view of it.
+        deps.feed.append(op, [{ kind: "api_key", id: old.id }]);
         op.check(entry)
           .set(apiKeyKey(old.id), retired, { expireIn: oldExpireIn })
           .set(apiKeyByHashKey(old.hash), { id: old.id, user_id: old.user_id }, {
@@ -408,6 +455,7 @@ export function createApiKeyService(deps: ApiKeyDeps): ApiKeyService {
           })
           .set(apiKeyByUserKey(old.user_id, old.id), old.id, { expireIn: oldExpireIn });
       });
+      deps.feed.applyLocal([{ kind: "api_key", id: old.id }]);
       await audit.record({
         type: "api_key.rotated",
         outcome: "success",
@@ -424,7 +472,7 @@ export function createApiKeyService(deps: ApiKeyDeps): ApiKeyService {
         throw new NotFoundError("No such API key");
       }
       const r = entry.value;
-      await deleteRecord(kv.atomic(), r).commit();
+      await commitRevocation(deleteRecord(kv.atomic(), r), [r.id]);
       usage.delete(r.id);
       await audit.record({
         type: "api_key.revoked",
@@ -440,8 +488,9 @@ export function createApiKeyService(deps: ApiKeyDeps): ApiKeyService {
       // Five keys per record: ten records stay well inside one commit's mutation limit.
       for (let i = 0; i < records.length; i += 10) {
         const op = kv.atomic();
-        for (const { value } of records.slice(i, i + 10)) deleteRecord(op, value);
-        await op.commit();
+        const batch = records.slice(i, i + 10).map((e) => e.value);
+        for (const value of batch) deleteRecord(op, value);
+        await commitRevocation(op, batch.map((r) => r.id));
       }
       for (const { value } of records) usage.delete(value.id);
       return records.length;
@@ -452,16 +501,11 @@ export function createApiKeyService(deps: ApiKeyDeps): ApiKeyService {
       const invalid = new TokenInvalidError("The API key is invalid, expired or revoked");
       if (!KEY_FORMAT.test(key)) return await refuse("malformed", meta, undefined, invalid);
       const hash = hashKey(key);
-      const index = await kv.get<{ id: string; user_id: string }>(apiKeyByHashKey(hash));
-      if (index.value === null) return await refuse("unknown", meta, undefined, invalid);
-      const [recordEntry, userEntry] = await kv.getMany<[ApiKeyRecord, UserRecord]>([
-        apiKeyKey(index.value.id),
-        userKey(index.value.user_id),
-      ]);
-      const record = recordEntry.value;
-      const owner = userEntry.value;
+      const found = await lookup(hash);
+      if (found === null) return await refuse("unknown", meta, undefined, invalid);
+      const { record, owner } = found;
       if (record === null || !timingSafeEqual(record.hash, hash)) {
-        return await refuse("revoked", meta, index.value.id, invalid);
+        return await refuse("revoked", meta, undefined, invalid);
       }
       if (new Date(record.expires_at) <= now) {
         return await refuse("expired", meta, record.id, invalid);

@@ -1,3 +1,5 @@
+import type { RevocationFeed, Revoked } from "../core/revocation_feed.ts";
+import type { CredentialView } from "./credential_view.ts";
 import { expireInUntil, listByIndex } from "../core/kv.ts";
 import type { RequestMeta } from "../core/audit.ts";
 import type { Clock } from "../core/clock.ts";
@@ -93,11 +95,31 @@ export interface SessionService {
 export interface SessionDeps {
   kv: Deno.Kv;
   clock: Clock;
+  /** Every revocation is published here, in its own commit. */
+  feed: RevocationFeed;
+  /** Recently checked good tokens, so the common request needs no store read. */
+  view: CredentialView;
+}
+
+/** A token found not revoked, with its live session and account. */
+interface GoodAccess {
+  session: SessionRecord;
+  user: UserRecord;
 }
 
 /** Creates the session service. */
 export function createSessionService(deps: SessionDeps): SessionService {
-  const { kv, clock } = deps;
+  const { kv, clock, feed, view } = deps;
+
+  /** Commits `op` with `revoked` on the feed, then drops them from this instance's view. */
+  async function commitRevocation(
+    op: Deno.AtomicOperation,
+    revoked: readonly Revoked[],
+  ): Promise<Deno.KvCommitResult | Deno.KvCommitError> {
+    const res = await feed.append(op, revoked).commit();
+    if (res.ok) feed.applyLocal(revoked);
+    return res;
+  }
 
   return {
     async createSession(input, refreshJti) {
@@ -150,22 +172,30 @@ export function createSessionService(deps: SessionDeps): SessionService {
     async revokeSession(sessionId) {
       const entry = await kv.get<SessionRecord>(sessionKey(sessionId));
       if (entry.value === null) return false;
-      await kv.atomic()
-        .delete(sessionKey(sessionId))
-        .delete(sessionByUserKey(entry.value.user_id, sessionId))
-        .commit();
+      await commitRevocation(
+        kv.atomic()
+          .delete(sessionKey(sessionId))
+          .delete(sessionByUserKey(entry.value.user_id, sessionId)),
+        [{ kind: "session", id: sessionId }],
+      );
       return true;
     },
     async revokeOwnSession(userId, sessionId) {
       const index = await kv.get<string>(sessionByUserKey(userId, sessionId));
       if (index.value === null) throw new NotFoundError("No such session");
-      await kv.atomic().delete(sessionKey(sessionId)).delete(index.key).commit();
+      await commitRevocation(
+        kv.atomic().delete(sessionKey(sessionId)).delete(index.key),
+        [{ kind: "session", id: sessionId }],
+      );
     },
     async revokeAllForUser(userId, keep) {
       let count = 0;
       for await (const entry of kv.list<string>({ prefix: sessionsByUserPrefix(userId) })) {
         if (entry.value === keep) continue;
-        await kv.atomic().delete(sessionKey(entry.value)).delete(entry.key).commit();
+        await commitRevocation(
+          kv.atomic().delete(sessionKey(entry.value)).delete(entry.key),
+          [{ kind: "session", id: entry.value }],
+        );
         count++;
       }
       return count;
@@ -180,16 +210,33 @@ export function createSessionService(deps: SessionDeps): SessionService {
     },
     async revokeAccessToken(jti, expiresAt) {
       const now = clock.now();
-      await kv.set(revokedJtiKey(jti), { expires_at: expiresAt.toISOString() }, {
-        expireIn: expireInUntil(expiresAt, now),
-      });
+      await commitRevocation(
+        kv.atomic().set(revokedJtiKey(jti), { expires_at: expiresAt.toISOString() }, {
+          expireIn: expireInUntil(expiresAt, now),
+        }),
+        [{ kind: "jti", id: jti }],
+      );
     },
     async checkAccess(jti, sessionId, userId) {
+      const cacheKey = `access:${jti}`;
+      const known = view.get<GoodAccess>(cacheKey);
+      if (known !== undefined && known.session.id === sessionId && known.user.id === userId) {
+        return { revoked: false, session: known.session, user: known.user };
+      }
+      const generation = view.generation();
       const [revoked, session, user] = await kv.getMany<[unknown, SessionRecord, UserRecord]>([
         revokedJtiKey(jti),
         sessionKey(sessionId),
         userKey(userId),
       ]);
+      if (revoked.value === null && session.value !== null && user.value !== null) {
+        view.remember(
+          cacheKey,
+          { session: session.value, user: user.value } satisfies GoodAccess,
+          [`jti:${jti}`, `session:${sessionId}`, `user:${userId}`],
+          generation,
+        );
+      }
       return { revoked: revoked.value !== null, session: session.value, user: user.value };
     },
   };

@@ -189,3 +189,18 @@ export function deviceFailuresPrefix(account: string): ["login_failures_by_devic
 export function auditSampleKey(type: string, key: string): ["audit_samples", string, string] {
   return ["audit_samples", type, key];
 }
+
+/** One entry of the revocation feed, ordered by time (ms), then a random id. */
+export function revocationEntryKey(atMs: number, id: string): ["revocations", number, string] {
+  return ["revocations", atMs, id];
+}
+
+/** Where listing the revocation feed from `atMs` starts. */
+export function revocationFeedStart(atMs: number): ["revocations", number] {
+  return ["revocations", atMs];
+}
+
+/** The feed head: rewritten with every append, so one small read tells whether anything changed. */
+export function revocationHeadKey(): ["revocations_head"] {
+  return ["revocations_head"];
+}

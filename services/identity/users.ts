@@ -1,3 +1,4 @@
+import type { RevocationFeed } from "../core/revocation_feed.ts";
 import { commitOrRetry, RETRY, retryOnConflict } from "../core/kv.ts";
 import type { Clock } from "../core/clock.ts";
 import { ConflictError } from "../core/errors.ts";
@@ -66,6 +67,8 @@ export interface UserService {
 export interface UserDeps {
   kv: Deno.Kv;
   clock: Clock;
+  /** Any change to an account may revoke its credentials' reach (role, disable, password). */
+  feed: RevocationFeed;
 }
 
 /** Lowercases and trims an email once, before it is used as a key. */
@@ -132,8 +135,11 @@ export function createUserService(deps: UserDeps): UserService {
         const entry = await kv.get<UserRecord>(userKey(userId));
         if (entry.value === null) return null;
         const next = { ...change(entry.value), updated_at: clock.now().toISOString() };
-        const op = kv.atomic().check(entry).set(userKey(userId), next);
-        return (await commitOrRetry(op, attempt)) === RETRY ? RETRY : next;
+        const revoked = [{ kind: "user", id: userId }] as const;
+        const op = deps.feed.append(kv.atomic().check(entry).set(userKey(userId), next), revoked);
+        if ((await commitOrRetry(op, attempt)) === RETRY) return RETRY;
+        deps.feed.applyLocal(revoked);
+        return next;
       }, { exhausted: () => new ConflictError("Cannot update user: too many concurrent changes") });
     },
   };
