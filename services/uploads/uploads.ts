@@ -1,6 +1,7 @@
 import { commitOrRetry, RETRY, retryOnConflict } from "../core/kv.ts";
 import { fileTypeFromBuffer } from "file-type";
 import { type ArchiveLimits, inspectZip } from "./archive.ts";
+import { formatEndTracker } from "./format_end.ts";
 import type { AuditService, RequestMeta } from "../core/audit.ts";
 import type { BlobStore, StagedBlob } from "./blob_store.ts";
 import type { Clock } from "../core/clock.ts";
@@ -125,10 +126,13 @@ const SNIFF_BYTES = 4100;
 const MARKUP =
   /<(script|html|svg|!doctype\s+html|iframe|body|head|object|embed|form|meta|a\s+href)[\s>/]/i;
 
-/** Zip end-of-central-directory record: a zip appended to another file makes a polyglot. */
-const EOCD_SIGNATURE = [0x50, 0x4b, 0x05, 0x06] as const;
-const EOCD_BYTES = 22;
-const EOCD_SEARCH_BYTES = EOCD_BYTES + 0xffff;
+/**
+ * Zip end-of-central-directory record. Unzip tools look for it anywhere in the last 64 KiB + 22
+ * bytes (Python's zipfile ignores what follows it), so a zip hidden inside another format's last
+ * bytes still extracts: no such signature may sit there in a non-zip upload.
+ */
+const EOCD_SIGNATURE = new Uint8Array([0x50, 0x4b, 0x05, 0x06]);
+const EOCD_SEARCH_BYTES = 22 + 0xffff;
 
 /** Displayed filenames are bounded (most file systems allow 255 bytes). */
 const MAX_FILENAME_CHARS = 200;
@@ -343,13 +347,15 @@ interface Inspection {
 
 /**
  * Counts, hashes and sniffs the bytes as they pass: the head must carry the magic bytes of
- * `expectedType` and no markup, and a non-zip must not end in a zip directory (polyglot).
+ * `expectedType` and no markup, the file must end where its format says it ends, and a non-zip
+ * must not carry a zip directory in its last bytes (polyglot). Only the head is buffered.
  */
 function inspect(expectedType: string, maxBytes: number): Inspection {
   const hash = incrementalSha256();
+  const end = formatEndTracker(expectedType);
+  const eocd = expectedType === "application/zip" ? null : signatureFinder(EOCD_SIGNATURE);
   let size = 0;
   let head: Uint8Array | null = new Uint8Array(0);
-  let tail: Uint8Array = new Uint8Array(0);
   let contentType: string | null = null;
   let sha256: string | null = null;
 
@@ -375,18 +381,30 @@ function inspect(expectedType: string, maxBytes: number): Inspection {
       size += chunk.byteLength;
       if (size > maxBytes) throw new PayloadTooLargeError(`The upload exceeds ${maxBytes} bytes`);
       hash.update(chunk);
-      if (expectedType !== "application/zip") tail = keepTail(tail, chunk);
+      eocd?.push(chunk);
       if (head === null) {
+        end?.push(chunk);
         controller.enqueue(chunk);
         return;
       }
       head = concat(head, chunk);
-      if (head.byteLength >= SNIFF_BYTES) await verifyHead(controller);
+      if (head.byteLength >= SNIFF_BYTES) {
+        const bytes = head;
+        await verifyHead(controller);
+        end?.push(bytes);
+      }
     },
     async flush(controller) {
-      if (head !== null) await verifyHead(controller);
-      if (expectedType !== "application/zip" && endsWithZipDirectory(tail)) {
-        throw new UnsupportedMediaTypeError("The file's content does not match its extension");
+      if (head !== null) {
+        const bytes = head;
+        await verifyHead(controller);
+        end?.push(bytes);
+      }
+      end?.finish();
+      if (eocd !== null && eocd.last() >= 0 && eocd.last() >= size - EOCD_SEARCH_BYTES) {
+        throw new UnsupportedMediaTypeError(
+          "The file carries a zip directory in its last bytes (a polyglot)",
+        );
       }
       sha256 = hash.digest("hex");
     },
@@ -402,21 +420,32 @@ function inspect(expectedType: string, maxBytes: number): Inspection {
   };
 }
 
-function keepTail(tail: Uint8Array, chunk: Uint8Array): Uint8Array {
-  if (chunk.byteLength >= EOCD_SEARCH_BYTES) return chunk.slice(-EOCD_SEARCH_BYTES);
-  const keep = Math.min(tail.byteLength, EOCD_SEARCH_BYTES - chunk.byteLength);
-  return concat(tail.subarray(tail.byteLength - keep), chunk);
-}
-
-/** True when the last bytes hold a zip end-of-central-directory record whose comment ends the file. */
-function endsWithZipDirectory(tail: Uint8Array): boolean {
-  for (let at = tail.byteLength - EOCD_BYTES; at >= 0; at--) {
-    if (EOCD_SIGNATURE.every((b, i) => tail[at + i] === b)) {
-      const commentLength = tail[at + 20]! | (tail[at + 21]! << 8);
-      if (at + EOCD_BYTES + commentLength === tail.byteLength) return true;
+/** Finds the offset of the last occurrence of `signature` in a stream, keeping 3 bytes. */
+function signatureFinder(signature: Uint8Array) {
+  let offset = 0;
+  let last = -1;
+  let carry = new Uint8Array(0);
+  function search(bytes: Uint8Array, base: number): void {
+    for (
+      let at = bytes.indexOf(signature[0]!);
+      at >= 0;
+      at = bytes.indexOf(signature[0]!, at + 1)
+    ) {
+      if (signature.every((b, i) => bytes[at + i] === b)) last = base + at;
     }
   }
-  return false;
+  return {
+    push(chunk: Uint8Array): void {
+      const keep = signature.byteLength - 1;
+      // Matches across the chunk boundary, then inside the chunk.
+      search(concat(carry, chunk.subarray(0, keep)), offset - carry.byteLength);
+      search(chunk, offset);
+      offset += chunk.byteLength;
+      carry = chunk.byteLength >= keep ? chunk.slice(-keep) : concat(carry, chunk).slice(-keep);
+    },
+    /** Offset of the last occurrence, or -1. */
+    last: (): number => last,
+  };
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {

@@ -116,7 +116,10 @@ export interface StreamedUpload {
   pulled(): number;
 }
 
-/** A multipart body as a stream of `size` bytes of a PNG-headed file, counting what is pulled. */
+/**
+ * A multipart body as a stream of a `size`-byte PNG (a private chunk of zeros pads it, so the
+ * file ends with IEND like a real one), counting what is pulled.
+ */
 export function streamedUpload(size: number, filename = "big.png"): StreamedUpload {
   const boundary = "----bulwark" + crypto.randomUUID();
   const head = new TextEncoder().encode(
@@ -124,7 +127,14 @@ export function streamedUpload(size: number, filename = "big.png"): StreamedUplo
       `Content-Type: image/png\r\n\r\n`,
   );
   const tail = new TextEncoder().encode(`\r\n--${boundary}--\r\n`);
-  const first = png({ width: 1, height: 1 });
+  const image = png({ width: 1, height: 1 });
+  const iend = image.subarray(image.byteLength - 12);
+  // Signature, IHDR and IDAT, then the header of a private chunk holding the padding.
+  const padding = Math.max(0, size - image.byteLength - 12);
+  const first = concat(image.subarray(0, image.byteLength - 12), new Uint8Array(8));
+  new DataView(first.buffer).setUint32(first.byteLength - 8, padding);
+  first.set(new TextEncoder().encode("prVt"), first.byteLength - 4);
+  const last = concat(new Uint8Array(4), iend); // the padding's CRC (unchecked) and IEND
   const chunk = 64 * 1024;
   let sent = 0;
   let pulled = 0;
@@ -142,10 +152,11 @@ export function streamedUpload(size: number, filename = "big.png"): StreamedUplo
         controller.close();
         return;
       }
-      const n = Math.min(chunk, size - sent);
-      sent += n;
-      pulled += n;
-      controller.enqueue(new Uint8Array(n));
+      const n = Math.min(chunk, size - last.byteLength - sent);
+      const bytes = n > 0 ? new Uint8Array(n) : last;
+      sent += bytes.byteLength;
+      pulled += bytes.byteLength;
+      controller.enqueue(bytes);
     },
   }, { highWaterMark: 0 });
   return {
