@@ -22,7 +22,8 @@ function crc32(bytes: Uint8Array): number {
   return (c ^ 0xffffffff) >>> 0;
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
+/** The bytes of `parts`, one after the other. */
+export function concat(...parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
   let at = 0;
   for (const p of parts) {
@@ -80,6 +81,33 @@ export function jpeg(): Uint8Array {
     new Uint8Array(64),
     new Uint8Array([0xff, 0xd9]),
   );
+}
+
+/** A 1×1 GIF89a with a global color table, a graphic control extension and one image. */
+export function gif(): Uint8Array {
+  return concat(
+    new TextEncoder().encode("GIF89a"),
+    new Uint8Array([1, 0, 1, 0, 0x80, 0, 0]), // 1×1, global color table of 2 entries
+    new Uint8Array([0, 0, 0, 0xff, 0xff, 0xff]),
+    new Uint8Array([0x21, 0xf9, 4, 1, 0, 0, 0, 0]), // graphic control extension
+    new Uint8Array([0x2c, 0, 0, 0, 0, 1, 0, 1, 0, 0]), // image descriptor
+    new Uint8Array([2, 2, 0x44, 0x01, 0]), // LZW minimum code size, one sub-block, terminator
+    new Uint8Array([0x3b]), // trailer
+  );
+}
+
+/** A 1×1 lossless WebP (RIFF container with one VP8L chunk). */
+export function webp(): Uint8Array {
+  const vp8l = [0x2f, 0, 0, 0, 0x10, 0x07, 0x10, 0x11, 0x11, 0x88, 0x88, 0xfe, 0x07];
+  const body = concat(
+    new TextEncoder().encode("WEBPVP8L"),
+    new Uint8Array([vp8l.length, 0, 0, 0]),
+    new Uint8Array(vp8l),
+    new Uint8Array(1), // RIFF pads chunks to an even size
+  );
+  const head = concat(new TextEncoder().encode("RIFF"), new Uint8Array(4));
+  new DataView(head.buffer).setUint32(4, body.byteLength, true);
+  return concat(head, body);
 }
 
 /** A one-page PDF. */
