@@ -111,3 +111,57 @@ Deno.test("POST /uploads refuses images and PDFs carrying a zip after their end 
     assertEquals((await list.json() as unknown[]).length, FORMATS.length);
   });
 });
+
+Deno.test("POST /uploads inspects what zip entries contain, not what they declare (#10 finding 4b, 4c)", async (t) => {
+  await using w = await world();
+  const inner = await zip([{ name: "../evil.txt", data: "pwned" }]);
+  const cases: [string, Uint8Array, RegExp][] = [
+    [
+      "a zip hidden under a .txt name (nested archive by content)",
+      await zip([{ name: "notes.txt", data: inner }]),
+      /nested archive/,
+    ],
+    [
+      "setup.exe. (trailing dot, runs on Windows)",
+      await zip([{ name: "setup.exe.", data: "MZ" }]),
+      /unsafe path/,
+    ],
+    ["a/.. /x (climbs on Windows)", await zip([{ name: "a/.. /x.txt", data: "x" }]), /unsafe path/],
+    ["a Windows device name", await zip([{ name: "docs/Con.txt", data: "x" }]), /unsafe path/],
+  ];
+  for (const [label, bytes, reason] of cases) {
+    await t.step(`${label} is 422 archive_rejected`, async () => {
+      const res = await upload(w, bytes, "bundle.zip");
+      assertMatch(String((await json(res.clone())).detail ?? ""), reason);
+      await assertProblem(res, 422, "archive_rejected");
+    });
+  }
+  await t.step(
+    "a zip bomb declaring a small size is 422 (sizes are counted, not trusted)",
+    async () => {
+      const archive = await zip([{
+        name: "zeros.bin",
+        data: new Uint8Array(20 * 1024 * 1024),
+        options: { dataDescriptor: false },
+      }]);
+      const view = new DataView(archive.buffer, archive.byteOffset);
+      view.setUint32(22, 1000, true); // local header: uncompressed size
+      for (let at = archive.byteLength - 22; at >= 0; at--) {
+        if (view.getUint32(at, true) === 0x02014b50) {
+          view.setUint32(at + 24, 1000, true); // central directory: uncompressed size
+          break;
+        }
+      }
+      const res = await upload(w, archive, "bomb.zip");
+      assertMatch(String((await json(res.clone())).detail ?? ""), /past its declared size/);
+      await assertProblem(res, 422, "archive_rejected");
+    },
+  );
+  await t.step("an ordinary archive is still accepted", async () => {
+    const ok = await zip([{ name: "docs/readme.txt", data: "hello" }, {
+      name: "img.png",
+      data: png(),
+    }]);
+    assertEquals((await upload(w, ok, "ok.zip")).status, 201);
+  });
+});
