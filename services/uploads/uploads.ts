@@ -137,6 +137,11 @@ const EOCD_SEARCH_BYTES = 22 + 0xffff;
 /** Displayed filenames are bounded (most file systems allow 255 bytes). */
 const MAX_FILENAME_CHARS = 200;
 
+/** Client filenames are cut to this many UTF-8 bytes before anything else looks at them. */
+const MAX_FILENAME_BYTES = 255;
+
+const utf8 = new TextEncoder();
+
 const UPLOAD_ID = /^[A-Za-z0-9_-]{22}$/;
 
 /** Creates the upload service. */
@@ -299,17 +304,22 @@ export function createUploadService(deps: UploadDeps): UploadService {
 /**
  * Reduces a client filename to safe display metadata: no directory part, no control or
  * bidirectional-format characters, no leading dots, bounded length; the extension is kept.
+ * The name is cut to {@linkcode MAX_FILENAME_BYTES} before any pattern runs on it, and every
+ * pattern is linear, so a long crafted name cannot stall the event loop.
  *
  * @throws {ValidationError} when nothing is left.
  */
 export function sanitizeFilename(raw: string): string {
-  const base = raw.normalize("NFC").split(/[/\\]/).pop() ?? "";
+  const slash = Math.max(raw.lastIndexOf("/"), raw.lastIndexOf("\\"));
+  const base = capUtf8(raw.slice(slash + 1), MAX_FILENAME_BYTES).normalize("NFC");
   let name = base
     .replace(/[\t\n\v\f\r]/g, " ")
     .replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu, "")
     .replace(/["<>:|?*]/g, "_")
     .replace(/\s+/g, " ")
-    .replace(/^[\s.]+|[\s.]+$/g, "");
+    // The lookbehind lets a trailing run match only from its first character: `[\s.]+$` alone
+    // retries from every position of a long run of dots and spaces (quadratic).
+    .replace(/^[\s.]+|(?<![\s.])[\s.]+$/g, "");
   if (name.length > MAX_FILENAME_CHARS) {
     const dot = name.lastIndexOf(".");
     const ext = dot > 0 && name.length - dot <= 10 ? name.slice(dot) : "";
@@ -322,6 +332,23 @@ export function sanitizeFilename(raw: string): string {
     });
   }
   return name;
+}
+
+/** At most `maxBytes` UTF-8 bytes of `name`, whole code points, keeping a short extension. */
+function capUtf8(name: string, maxBytes: number): string {
+  // One UTF-16 unit is at most 3 UTF-8 bytes (a surrogate pair, 2 units, is 4).
+  if (name.length * 3 <= maxBytes || utf8.encode(name).byteLength <= maxBytes) return name;
+  const dot = name.lastIndexOf(".");
+  const ext = dot > 0 && name.length - dot <= 10 ? name.slice(dot) : "";
+  let budget = maxBytes - utf8.encode(ext).byteLength;
+  let kept = "";
+  for (const char of name.slice(0, Math.min(name.length - ext.length, maxBytes))) {
+    const size = utf8.encode(char).byteLength;
+    if (size > budget) break;
+    budget -= size;
+    kept += char;
+  }
+  return kept + ext;
 }
 
 /** `Content-Disposition: attachment` with an ASCII fallback and an RFC 6266/8187 `filename*`. */
