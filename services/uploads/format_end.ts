@@ -214,34 +214,34 @@ function isPdfWhitespace(b: number): boolean {
 
 /**
  * PDF (ISO 32000-1 §7.5.5): readers start from the last `%%EOF`, and incremental updates append
- * more of them, so the file must end with one followed by whitespace only.
+ * more of them, so the file must end with one followed by whitespace only. Only each chunk's
+ * last non-whitespace bytes are looked at, with the stream's last 4 bytes for a split marker.
  */
 function pdfEnd(): FormatEndTracker {
-  let matched = 0;
   let afterEof = false;
+  let last = new Uint8Array(0);
   return {
     push(chunk) {
-      for (const b of chunk) {
-        if (afterEof) {
-          if (isPdfWhitespace(b)) continue;
-          afterEof = false;
-        }
-        if (b === PDF_EOF[matched]) {
-          matched++;
-          if (matched === PDF_EOF.length) {
-            afterEof = true;
-            matched = 0;
-          }
-        } else if (b === 0x25) {
-          // "%%%": the last two bytes still start a marker; after "%%E…", only the last one does.
-          matched = matched === 2 ? 2 : 1;
-        } else {
-          matched = 0;
-        }
+      let end = chunk.byteLength;
+      while (end > 0 && isPdfWhitespace(chunk[end - 1]!)) end--;
+      if (end > 0) {
+        const tail = chunk.subarray(Math.max(0, end - PDF_EOF.length), end);
+        const window = tail.byteLength < PDF_EOF.length ? join(last, tail) : tail;
+        afterEof = window.byteLength >= PDF_EOF.length &&
+          PDF_EOF.every((b, i) => window[window.byteLength - PDF_EOF.length + i] === b);
       }
+      const keep = PDF_EOF.length - 1;
+      last = (chunk.byteLength >= keep ? chunk : join(last, chunk)).slice(-keep);
     },
     finish() {
       if (!afterEof) throw trailingData();
     },
   };
+}
+
+function join(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.byteLength + b.byteLength);
+  out.set(a);
+  out.set(b, a.byteLength);
+  return out;
 }
