@@ -21,7 +21,7 @@ const SIZE = 64 * 1024;
 /** Budget of one direct call. */
 const CALL_MS = 50;
 /** Budget of one whole in-process request (routing, middleware, handler) around the pattern. */
-const REQUEST_MS = 100;
+const REQUEST_MS = 250;
 const RUNS = 12;
 
 /** Strings of ~64 KiB: a prefix, a unit of 1-4 pieces repeated, and a short tail that may fail the match. */
@@ -39,29 +39,34 @@ function adversarial(
   });
 }
 
-/** Runs `fn` once to warm up, then asserts the budget for each generated input. */
+/**
+ * Runs `fn` once to warm up, then asserts the budget for each generated input: the best of three
+ * timings, since a super-linear pattern is slow every time and a busy machine only sometimes.
+ */
 async function withinBudget(
   arbitrary: fc.Arbitrary<string>,
   budgetMs: number,
   fn: (input: string) => unknown,
 ): Promise<void> {
-  async function call(input: string): Promise<void> {
+  async function timed(input: string): Promise<number> {
+    const started = performance.now();
     try {
       await fn(input);
     } catch (error) {
       // Refusing the input is fine; only the time matters here.
       if (!(error instanceof Error)) throw error;
     }
+    return performance.now() - started;
   }
-  await call("warm-up");
+  await timed("warm-up");
   await fc.assert(
     fc.asyncProperty(arbitrary, async (input) => {
-      const started = performance.now();
-      await call(input);
-      const ms = performance.now() - started;
+      let ms = Infinity;
+      for (let i = 0; i < 3 && ms >= budgetMs; i++) ms = Math.min(ms, await timed(input));
       assert(ms < budgetMs, `${ms.toFixed(1)} ms on ${JSON.stringify(input.slice(0, 40))}…`);
     }),
-    { numRuns: RUNS },
+    // A failure is already minimal enough: shrinking 64 KiB inputs would take minutes.
+    { numRuns: RUNS, endOnFailure: true },
   );
 }
 
