@@ -165,3 +165,19 @@ Deno.test("POST /uploads inspects what zip entries contain, not what they declar
     assertEquals((await upload(w, ok, "ok.zip")).status, 201);
   });
 });
+
+Deno.test("POST /uploads answers a 15 KiB adversarial filename at once (quadratic regex, #10 finding 5)", async () => {
+  await using w = await world();
+  // busboy caps a part header at 16 KiB, so this is about the longest name a form can carry.
+  const filename = "a" + " .".repeat(7600) + "x.png";
+  await upload(w, png(), "warm-up.png");
+  const started = performance.now();
+  const res = await upload(w, png(), filename);
+  const ms = performance.now() - started;
+  assertEquals(res.status, 201, await res.clone().text());
+  // The old filename trim alone took ~250-500 ms on this name.
+  assert(ms < 150, `${ms.toFixed(1)} ms`);
+  const stored = String((await json(res)).filename);
+  assertMatch(stored, /^a[ .]*\.png$/);
+  assert(new TextEncoder().encode(stored).byteLength <= 255);
+});
