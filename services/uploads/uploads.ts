@@ -458,7 +458,9 @@ function signatureFinder(signature: Uint8Array) {
       at >= 0;
       at = bytes.indexOf(signature[0]!, at + 1)
     ) {
-      if (signature.every((b, i) => bytes[at + i] === b)) last = base + at;
+      let i = 1;
+      while (i < signature.byteLength && bytes[at + i] === signature[i]) i++;
+      if (i === signature.byteLength) last = base + at;
     }
   }
   return {
