@@ -171,12 +171,16 @@ async function inflateEntry(
   }
   const sink = new WritableStream<Uint8Array>({
     write(chunk) {
-      if (count < MAGIC_BYTES) head.set(chunk.subarray(0, MAGIC_BYTES - count), count);
+      const before = count;
+      if (before < MAGIC_BYTES) head.set(chunk.subarray(0, MAGIC_BYTES - before), before);
       count += chunk.byteLength;
       if (count > ratioCeiling) refuse(ratioAbove(label, budget));
       if (inflatedSoFar + count > budget.maxTotalBytes) refuse(expandsPast(budget));
       if (count > entry.uncompressedSize) refuse(pastDeclared(label));
-      if (count >= MAGIC_BYTES && isArchive(head)) refuse(`Entry ${label} is a nested archive`);
+      // Decided once, as soon as the first bytes are in: a nested archive stops inflation early.
+      if (before < MAGIC_BYTES && count >= MAGIC_BYTES && isArchive(head)) {
+        refuse(`Entry ${label} is a nested archive`);
+      }
     },
   });
   try {
