@@ -35,7 +35,7 @@ export function startHttpServer(options: HttpServerOptions): HttpServer {
   });
   let redirect: Listening | undefined;
   if (options.redirect !== undefined) {
-    const origin = options.redirect.origin.replace(/\/+$/, "");
+    const origin = options.redirect.origin.replace(/(?<!\/)\/+$/, "");
     redirect = listen({
       hostname: options.hostname,
       port: options.redirect.port,

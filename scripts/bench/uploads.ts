@@ -38,16 +38,26 @@ const MiB = 1024 * 1024;
 const CLIENT = `
 const [url, token, count, size, concurrency] = Deno.args;
 const png = Uint8Array.from(atob("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg=="), (c) => c.charCodeAt(0));
+// A real PNG of \`total\` bytes: signature, IHDR, IDAT, a private chunk of zeros, then IEND.
+const iend = png.subarray(png.length - 12);
 function body(total) {
   const boundary = "----bench" + crypto.randomUUID();
   const head = new TextEncoder().encode("--" + boundary + '\\r\\nContent-Disposition: form-data; name="file"; filename="b.png"\\r\\nContent-Type: image/png\\r\\n\\r\\n');
   const tail = new TextEncoder().encode("\\r\\n--" + boundary + "--\\r\\n");
+  const first = new Uint8Array(png.length - 12 + 8);
+  first.set(png.subarray(0, png.length - 12));
+  new DataView(first.buffer).setUint32(first.length - 8, total - png.length - 12);
+  first.set(new TextEncoder().encode("prVt"), first.length - 4);
+  const last = new Uint8Array(16);
+  last.set(iend, 4);
   let sent = 0;
   const stream = new ReadableStream({
     pull(c) {
-      if (sent === 0) { c.enqueue(head); c.enqueue(png); sent = png.length; return; }
+      if (sent === 0) { c.enqueue(head); c.enqueue(first); sent = first.length; return; }
       if (sent >= total) { c.enqueue(tail); c.close(); return; }
-      const n = Math.min(65536, total - sent); sent += n; c.enqueue(new Uint8Array(n));
+      const n = Math.min(65536, total - last.length - sent);
+      const bytes = n > 0 ? new Uint8Array(n) : last;
+      sent += bytes.length; c.enqueue(bytes);
     },
   });
   return { stream, type: "multipart/form-data; boundary=" + boundary };

@@ -181,7 +181,7 @@ export function loadConfig(
     appEnv: e.APP_ENV,
     host: e.HOST,
     port: e.PORT,
-    publicUrl: (e.PUBLIC_URL ?? `${scheme}://localhost:${e.PORT}`).replace(/\/+$/, ""),
+    publicUrl: (e.PUBLIC_URL ?? `${scheme}://localhost:${e.PORT}`).replace(/(?<!\/)\/+$/, ""),
     dataDir: e.DATA_DIR,
     kvPath: e.KV_URL ?? e.KV_PATH ?? (onDeploy ? undefined : `${e.DATA_DIR}/bulwark.kv`),
     accessKeys: Object.freeze(rings.access),

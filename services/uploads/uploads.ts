@@ -1,6 +1,7 @@
 import { commitOrRetry, RETRY, retryOnConflict } from "../core/kv.ts";
 import { fileTypeFromBuffer } from "file-type";
 import { type ArchiveLimits, inspectZip } from "./archive.ts";
+import { formatEndTracker } from "./format_end.ts";
 import type { AuditService, RequestMeta } from "../core/audit.ts";
 import type { BlobStore, StagedBlob } from "./blob_store.ts";
 import type { Clock } from "../core/clock.ts";
@@ -125,13 +126,21 @@ const SNIFF_BYTES = 4100;
 const MARKUP =
   /<(script|html|svg|!doctype\s+html|iframe|body|head|object|embed|form|meta|a\s+href)[\s>/]/i;
 
-/** Zip end-of-central-directory record: a zip appended to another file makes a polyglot. */
-const EOCD_SIGNATURE = [0x50, 0x4b, 0x05, 0x06] as const;
-const EOCD_BYTES = 22;
-const EOCD_SEARCH_BYTES = EOCD_BYTES + 0xffff;
+/**
+ * Zip end-of-central-directory record. Unzip tools look for it anywhere in the last 64 KiB + 22
+ * bytes (Python's zipfile ignores what follows it), so a zip hidden inside another format's last
+ * bytes still extracts: no such signature may sit there in a non-zip upload.
+ */
+const EOCD_SIGNATURE = new Uint8Array([0x50, 0x4b, 0x05, 0x06]);
+const EOCD_SEARCH_BYTES = 22 + 0xffff;
 
 /** Displayed filenames are bounded (most file systems allow 255 bytes). */
 const MAX_FILENAME_CHARS = 200;
+
+/** Client filenames are cut to this many UTF-8 bytes before anything else looks at them. */
+const MAX_FILENAME_BYTES = 255;
+
+const utf8 = new TextEncoder();
 
 const UPLOAD_ID = /^[A-Za-z0-9_-]{22}$/;
 
@@ -295,17 +304,22 @@ export function createUploadService(deps: UploadDeps): UploadService {
 /**
  * Reduces a client filename to safe display metadata: no directory part, no control or
  * bidirectional-format characters, no leading dots, bounded length; the extension is kept.
+ * The name is cut to {@linkcode MAX_FILENAME_BYTES} before any pattern runs on it, and every
+ * pattern is linear, so a long crafted name cannot stall the event loop.
  *
  * @throws {ValidationError} when nothing is left.
  */
 export function sanitizeFilename(raw: string): string {
-  const base = raw.normalize("NFC").split(/[/\\]/).pop() ?? "";
+  const slash = Math.max(raw.lastIndexOf("/"), raw.lastIndexOf("\\"));
+  const base = capUtf8(raw.slice(slash + 1), MAX_FILENAME_BYTES).normalize("NFC");
   let name = base
     .replace(/[\t\n\v\f\r]/g, " ")
     .replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu, "")
     .replace(/["<>:|?*]/g, "_")
     .replace(/\s+/g, " ")
-    .replace(/^[\s.]+|[\s.]+$/g, "");
+    // The lookbehind lets a trailing run match only from its first character: `[\s.]+$` alone
+    // retries from every position of a long run of dots and spaces (quadratic).
+    .replace(/^[\s.]+|(?<![\s.])[\s.]+$/g, "");
   if (name.length > MAX_FILENAME_CHARS) {
     const dot = name.lastIndexOf(".");
     const ext = dot > 0 && name.length - dot <= 10 ? name.slice(dot) : "";
@@ -318,6 +332,23 @@ export function sanitizeFilename(raw: string): string {
     });
   }
   return name;
+}
+
+/** At most `maxBytes` UTF-8 bytes of `name`, whole code points, keeping a short extension. */
+function capUtf8(name: string, maxBytes: number): string {
+  // One UTF-16 unit is at most 3 UTF-8 bytes (a surrogate pair, 2 units, is 4).
+  if (name.length * 3 <= maxBytes || utf8.encode(name).byteLength <= maxBytes) return name;
+  const dot = name.lastIndexOf(".");
+  const ext = dot > 0 && name.length - dot <= 10 ? name.slice(dot) : "";
+  let budget = maxBytes - utf8.encode(ext).byteLength;
+  let kept = "";
+  for (const char of name.slice(0, Math.min(name.length - ext.length, maxBytes))) {
+    const size = utf8.encode(char).byteLength;
+    if (size > budget) break;
+    budget -= size;
+    kept += char;
+  }
+  return kept + ext;
 }
 
 /** `Content-Disposition: attachment` with an ASCII fallback and an RFC 6266/8187 `filename*`. */
@@ -343,13 +374,15 @@ interface Inspection {
 
 /**
  * Counts, hashes and sniffs the bytes as they pass: the head must carry the magic bytes of
- * `expectedType` and no markup, and a non-zip must not end in a zip directory (polyglot).
+ * `expectedType` and no markup, the file must end where its format says it ends, and a non-zip
+ * must not carry a zip directory in its last bytes (polyglot). Only the head is buffered.
  */
 function inspect(expectedType: string, maxBytes: number): Inspection {
   const hash = incrementalSha256();
+  const end = formatEndTracker(expectedType);
+  const eocd = expectedType === "application/zip" ? null : signatureFinder(EOCD_SIGNATURE);
   let size = 0;
   let head: Uint8Array | null = new Uint8Array(0);
-  let tail: Uint8Array = new Uint8Array(0);
   let contentType: string | null = null;
   let sha256: string | null = null;
 
@@ -375,18 +408,30 @@ function inspect(expectedType: string, maxBytes: number): Inspection {
       size += chunk.byteLength;
       if (size > maxBytes) throw new PayloadTooLargeError(`The upload exceeds ${maxBytes} bytes`);
       hash.update(chunk);
-      if (expectedType !== "application/zip") tail = keepTail(tail, chunk);
+      eocd?.push(chunk);
       if (head === null) {
+        end?.push(chunk);
         controller.enqueue(chunk);
         return;
       }
       head = concat(head, chunk);
-      if (head.byteLength >= SNIFF_BYTES) await verifyHead(controller);
+      if (head.byteLength >= SNIFF_BYTES) {
+        const bytes = head;
+        await verifyHead(controller);
+        end?.push(bytes);
+      }
     },
     async flush(controller) {
-      if (head !== null) await verifyHead(controller);
-      if (expectedType !== "application/zip" && endsWithZipDirectory(tail)) {
-        throw new UnsupportedMediaTypeError("The file's content does not match its extension");
+      if (head !== null) {
+        const bytes = head;
+        await verifyHead(controller);
+        end?.push(bytes);
+      }
+      end?.finish();
+      if (eocd !== null && eocd.last() >= 0 && eocd.last() >= size - EOCD_SEARCH_BYTES) {
+        throw new UnsupportedMediaTypeError(
+          "The file carries a zip directory in its last bytes (a polyglot)",
+        );
       }
       sha256 = hash.digest("hex");
     },
@@ -402,21 +447,34 @@ function inspect(expectedType: string, maxBytes: number): Inspection {
   };
 }
 
-function keepTail(tail: Uint8Array, chunk: Uint8Array): Uint8Array {
-  if (chunk.byteLength >= EOCD_SEARCH_BYTES) return chunk.slice(-EOCD_SEARCH_BYTES);
-  const keep = Math.min(tail.byteLength, EOCD_SEARCH_BYTES - chunk.byteLength);
-  return concat(tail.subarray(tail.byteLength - keep), chunk);
-}
-
-/** True when the last bytes hold a zip end-of-central-directory record whose comment ends the file. */
-function endsWithZipDirectory(tail: Uint8Array): boolean {
-  for (let at = tail.byteLength - EOCD_BYTES; at >= 0; at--) {
-    if (EOCD_SIGNATURE.every((b, i) => tail[at + i] === b)) {
-      const commentLength = tail[at + 20]! | (tail[at + 21]! << 8);
-      if (at + EOCD_BYTES + commentLength === tail.byteLength) return true;
+/** Finds the offset of the last occurrence of `signature` in a stream, keeping 3 bytes. */
+function signatureFinder(signature: Uint8Array) {
+  let offset = 0;
+  let last = -1;
+  let carry = new Uint8Array(0);
+  function search(bytes: Uint8Array, base: number): void {
+    for (
+      let at = bytes.indexOf(signature[0]!);
+      at >= 0;
+      at = bytes.indexOf(signature[0]!, at + 1)
+    ) {
+      let i = 1;
+      while (i < signature.byteLength && bytes[at + i] === signature[i]) i++;
+      if (i === signature.byteLength) last = base + at;
     }
   }
-  return false;
+  return {
+    push(chunk: Uint8Array): void {
+      const keep = signature.byteLength - 1;
+      // Matches across the chunk boundary, then inside the chunk.
+      search(concat(carry, chunk.subarray(0, keep)), offset - carry.byteLength);
+      search(chunk, offset);
+      offset += chunk.byteLength;
+      carry = chunk.byteLength >= keep ? chunk.slice(-keep) : concat(carry, chunk).slice(-keep);
+    },
+    /** Offset of the last occurrence, or -1. */
+    last: (): number => last,
+  };
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {

@@ -22,7 +22,8 @@ function crc32(bytes: Uint8Array): number {
   return (c ^ 0xffffffff) >>> 0;
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
+/** The bytes of `parts`, one after the other. */
+export function concat(...parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
   let at = 0;
   for (const p of parts) {
@@ -82,6 +83,33 @@ export function jpeg(): Uint8Array {
   );
 }
 
+/** A 1×1 GIF89a with a global color table, a graphic control extension and one image. */
+export function gif(): Uint8Array {
+  return concat(
+    new TextEncoder().encode("GIF89a"),
+    new Uint8Array([1, 0, 1, 0, 0x80, 0, 0]), // 1×1, global color table of 2 entries
+    new Uint8Array([0, 0, 0, 0xff, 0xff, 0xff]),
+    new Uint8Array([0x21, 0xf9, 4, 1, 0, 0, 0, 0]), // graphic control extension
+    new Uint8Array([0x2c, 0, 0, 0, 0, 1, 0, 1, 0, 0]), // image descriptor
+    new Uint8Array([2, 2, 0x44, 0x01, 0]), // LZW minimum code size, one sub-block, terminator
+    new Uint8Array([0x3b]), // trailer
+  );
+}
+
+/** A 1×1 lossless WebP (RIFF container with one VP8L chunk). */
+export function webp(): Uint8Array {
+  const vp8l = [0x2f, 0, 0, 0, 0x10, 0x07, 0x10, 0x11, 0x11, 0x88, 0x88, 0xfe, 0x07];
+  const body = concat(
+    new TextEncoder().encode("WEBPVP8L"),
+    new Uint8Array([vp8l.length, 0, 0, 0]),
+    new Uint8Array(vp8l),
+    new Uint8Array(1), // RIFF pads chunks to an even size
+  );
+  const head = concat(new TextEncoder().encode("RIFF"), new Uint8Array(4));
+  new DataView(head.buffer).setUint32(4, body.byteLength, true);
+  return concat(head, body);
+}
+
 /** A one-page PDF. */
 export function pdf(): Uint8Array {
   return new TextEncoder().encode(
@@ -116,7 +144,10 @@ export interface StreamedUpload {
   pulled(): number;
 }
 
-/** A multipart body as a stream of `size` bytes of a PNG-headed file, counting what is pulled. */
+/**
+ * A multipart body as a stream of a `size`-byte PNG (a private chunk of zeros pads it, so the
+ * file ends with IEND like a real one), counting what is pulled.
+ */
 export function streamedUpload(size: number, filename = "big.png"): StreamedUpload {
   const boundary = "----bulwark" + crypto.randomUUID();
   const head = new TextEncoder().encode(
@@ -124,7 +155,14 @@ export function streamedUpload(size: number, filename = "big.png"): StreamedUplo
       `Content-Type: image/png\r\n\r\n`,
   );
   const tail = new TextEncoder().encode(`\r\n--${boundary}--\r\n`);
-  const first = png({ width: 1, height: 1 });
+  const image = png({ width: 1, height: 1 });
+  const iend = image.subarray(image.byteLength - 12);
+  // Signature, IHDR and IDAT, then the header of a private chunk holding the padding.
+  const padding = Math.max(0, size - image.byteLength - 12);
+  const first = concat(image.subarray(0, image.byteLength - 12), new Uint8Array(8));
+  new DataView(first.buffer).setUint32(first.byteLength - 8, padding);
+  first.set(new TextEncoder().encode("prVt"), first.byteLength - 4);
+  const last = concat(new Uint8Array(4), iend); // the padding's CRC (unchecked) and IEND
   const chunk = 64 * 1024;
   let sent = 0;
   let pulled = 0;
@@ -142,10 +180,11 @@ export function streamedUpload(size: number, filename = "big.png"): StreamedUplo
         controller.close();
         return;
       }
-      const n = Math.min(chunk, size - sent);
-      sent += n;
-      pulled += n;
-      controller.enqueue(new Uint8Array(n));
+      const n = Math.min(chunk, size - last.byteLength - sent);
+      const bytes = n > 0 ? new Uint8Array(n) : last;
+      sent += bytes.byteLength;
+      pulled += bytes.byteLength;
+      controller.enqueue(bytes);
     },
   }, { highWaterMark: 0 });
   return {

@@ -1,7 +1,7 @@
 import { ConfigError } from "../../../services/config/config.ts";
 import { ValidationError } from "../../../services/core/errors.ts";
 import { contentDisposition, sanitizeFilename } from "../../../services/uploads/uploads.ts";
-import { assertEquals, assertMatch, assertThrows } from "../../_helpers/assert.ts";
+import { assert, assertEquals, assertMatch, assertThrows } from "../../_helpers/assert.ts";
 import { testConfig } from "../../_helpers/world.ts";
 
 Deno.test("sanitizeFilename() keeps display text only", () => {
@@ -32,4 +32,19 @@ Deno.test("UPLOAD_ALLOWED_EXTENSIONS cannot allow SVG, HTML, scripts or executab
     "pdf",
   ]);
   assertEquals(testConfig({ DENO_DEPLOYMENT_ID: "x" }).uploadStore, "kv");
+});
+
+Deno.test("sanitizeFilename() cuts a 16 KiB adversarial name to 255 bytes before any regex (quadratic regex, #10 finding 5)", () => {
+  const adversarial = "a" + " .".repeat(8 * 1024) + "x.png";
+  const started = performance.now();
+  const name = sanitizeFilename(adversarial);
+  const ms = performance.now() - started;
+  // The old `[\s.]+$` trim took ~250-500 ms here (and ~27 s at 64 KiB).
+  assert(ms < 50, `${ms.toFixed(1)} ms`);
+  assertMatch(name, /^a[ .]*\.png$/);
+  assert(new TextEncoder().encode(name).byteLength <= 255);
+  // Multi-byte names are cut on code points and keep their extension.
+  const wide = sanitizeFilename("é".repeat(20_000) + ".pdf");
+  assertMatch(wide, /^é+\.pdf$/);
+  assert(new TextEncoder().encode(wide).byteLength <= 255);
 });
