@@ -1,4 +1,10 @@
+import { type AccountAdminService, createAccountAdminService } from "./admin/accounts.ts";
 import { type ApiKeyService, createApiKeyService } from "./api_keys/api_keys.ts";
+import { type AuditLog, createAuditLog } from "./core/audit_query.ts";
+import { createCredentialRevoker, type CredentialRevoker } from "./auth/revocation.ts";
+import { createNoteService, type NoteService } from "./notes/notes.ts";
+import { createProfileService, type ProfileService } from "./identity/profiles.ts";
+import { createUserDirectory } from "./identity/user_directory.ts";
 import { type AuditService, createAuditService } from "./core/audit.ts";
 import { type AuthService, createAuthService } from "./auth/auth.ts";
 import { type BlobStore, createFileBlobStore, createKvBlobStore } from "./uploads/blob_store.ts";
@@ -40,13 +46,18 @@ export interface Deps {
 
 /** Every service of one app instance. */
 export interface Services {
+  readonly accounts: AccountAdminService;
   readonly apiKeys: ApiKeyService;
   readonly audit: AuditService;
+  readonly auditLog: AuditLog;
   readonly auth: AuthService;
   readonly lockout: LockoutService;
+  readonly notes: NoteService;
   readonly passwords: PasswordService;
   readonly policy: PasswordPolicy;
+  readonly profiles: ProfileService;
   readonly rates: RatePolicy;
+  readonly revoker: CredentialRevoker;
   readonly sessions: SessionService;
   readonly tokens: TokenService;
   readonly uploads: UploadService;
@@ -138,14 +149,30 @@ export function createServices(deps: Deps): Services {
     allowedExtensions: config.uploadAllowedExtensions,
     quotaBytes: config.uploadQuotaBytes,
   });
+  const revoker = createCredentialRevoker({ sessions, apiKeys, audit });
+  const accounts = createAccountAdminService({
+    kv,
+    users,
+    directory: createUserDirectory({ kv }),
+    lockout,
+    revoker,
+    audit,
+    hasher,
+    policy,
+  });
   return {
+    accounts,
     apiKeys,
     audit,
+    auditLog: createAuditLog({ kv }),
     auth,
     lockout,
+    notes: createNoteService({ kv, clock, audit, maxPerUser: config.maxNotesPerUser }),
     passwords,
     policy,
+    profiles: createProfileService({ users, audit }),
     rates,
+    revoker,
     sessions,
     tokens,
     uploads,

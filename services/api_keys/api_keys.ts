@@ -1,4 +1,4 @@
-import { expireInUntil, listByIndex } from "../core/kv.ts";
+import { expireInUntil, listByIndex, RETRY, retryOnConflict, tryCommit } from "../core/kv.ts";
 import type { AuditService, RequestMeta } from "../core/audit.ts";
 import type { Clock } from "../core/clock.ts";
 import {
@@ -113,6 +113,11 @@ export interface ApiKeyService {
    * @throws {NotFoundError} when the key is not the caller's
    */
   revoke(userId: string, keyId: string, meta: RequestMeta): Promise<void>;
+  /**
+   * Revokes every key of a user at once (a role change, a disable); returns how many.
+   * The caller audits the revocation as a whole.
+   */
+  revokeAllForUser(userId: string): Promise<number>;
   /**
    * Checks a presented key.
    *
@@ -374,6 +379,28 @@ export function createApiKeyService(deps: ApiKeyDeps): ApiKeyService {
         meta,
         details: { key_id: r.id },
       });
+    },
+
+    async revokeAllForUser(userId) {
+      let count = 0;
+      for (const { value: r } of await listRecords(userId)) {
+        await retryOnConflict(
+          async (n) =>
+            (await tryCommit(
+              kv.atomic()
+                .delete(apiKeyKey(r.id))
+                .delete(apiKeyByHashKey(r.hash))
+                .delete(apiKeyByUserKey(r.user_id, r.id))
+                .delete(apiKeyUsageKey(r.id))
+                .delete(apiKeyLastUseKey(r.id)),
+              n,
+            )) ?? RETRY,
+          { exhausted: () => new ConflictError("Cannot revoke API keys: the store stayed busy") },
+        );
+        usage.delete(r.id);
+        count++;
+      }
+      return count;
     },
 
     async authenticate(key, meta) {

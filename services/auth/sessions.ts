@@ -1,4 +1,4 @@
-import { expireInUntil, listByIndex } from "../core/kv.ts";
+import { expireInUntil, listByIndex, RETRY, retryOnConflict, tryCommit } from "../core/kv.ts";
 import type { RequestMeta } from "../core/audit.ts";
 import type { Clock } from "../core/clock.ts";
 import { ConflictError, NotFoundError } from "../core/errors.ts";
@@ -165,7 +165,11 @@ export function createSessionService(deps: SessionDeps): SessionService {
       let count = 0;
       for await (const entry of kv.list<string>({ prefix: sessionsByUserPrefix(userId) })) {
         if (entry.value === keep) continue;
-        await kv.atomic().delete(sessionKey(entry.value)).delete(entry.key).commit();
+        // Deletes only: a failed commit is a busy store (another process), retried.
+        const op = kv.atomic().delete(sessionKey(entry.value)).delete(entry.key);
+        await retryOnConflict(async (n) => (await tryCommit(op, n)) ?? RETRY, {
+          exhausted: () => new ConflictError("Cannot revoke sessions: the store stayed busy"),
+        });
         count++;
       }
       return count;

@@ -30,6 +30,12 @@ export const AUDIT_EVENT_TYPES = [
   "upload.deleted",
   "upload.malware_detected",
   "mail.send_failed",
+  "profile.updated",
+  "note.moderated",
+  "admin.user_created",
+  "admin.user_updated",
+  "admin.user_unlocked",
+  "auth.credentials_revoked",
 ] as const;
 
 /** One audit event type. */
