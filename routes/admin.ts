@@ -7,15 +7,7 @@ import { ROLES } from "../services/auth/permissions.ts";
 import { AUDIT_EVENT_TYPES } from "../services/core/audit_events.ts";
 import { ValidationError } from "../services/core/errors.ts";
 import type { Deps, Services } from "./deps.ts";
-import {
-  Cursor,
-  IdParam,
-  jsonResponse,
-  Limit,
-  pageOf,
-  route,
-  type RouteSpec,
-} from "./_route.ts";
+import { Cursor, IdParam, jsonResponse, Limit, pageOf, route, type RouteSpec } from "./_route.ts";
 
 const UsersQuery = z.strictObject({
   q: z.string().trim().max(254).optional().describe(

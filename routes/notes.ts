@@ -6,15 +6,7 @@ import { validate } from "../middleware/validate.ts";
 import { isPlainText } from "../services/content/html.ts";
 import { MAX_NOTE_BODY } from "../services/notes/notes.ts";
 import type { Deps, Services } from "./deps.ts";
-import {
-  Cursor,
-  IdParam,
-  jsonResponse,
-  Limit,
-  pageOf,
-  route,
-  type RouteSpec,
-} from "./_route.ts";
+import { Cursor, IdParam, jsonResponse, Limit, pageOf, route, type RouteSpec } from "./_route.ts";
 
 const Title = z.string().trim().min(1).max(200)
   .refine(isPlainText, "Must not contain control characters");

@@ -16,6 +16,8 @@ export const DisplayName = z.string().trim().min(1).max(100)
 /** An absolute `https` URL without credentials in it. */
 const Website = z.url({ protocol: /^https$/, hostname: /^[^\s]+$/ }).max(2048)
   .refine((url) => {
+    // zod runs refinements after a failed format check too: an unparsable URL is already refused.
+    if (!URL.canParse(url)) return true;
     const parsed = new URL(url);
     return parsed.username === "" && parsed.password === "";
   }, "Must not contain a user name or password");
