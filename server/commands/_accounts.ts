@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { AppError } from "../../services/core/errors.ts";
+import { createLogger } from "../../services/core/logger.ts";
 import type { Services } from "../../services/container.ts";
 import type { CommandInput } from "../cli.ts";
 import { createRuntime } from "../runtime.ts";
@@ -24,7 +25,9 @@ export async function runAccountCommand(
   }
   const config = loadCommandConfig(input.env, io);
   if (config === null) return 1;
-  await using runtime = await createRuntime(config);
+  // Log lines (audit events among them) go to stderr: stdout carries only the result.
+  const logger = createLogger({ level: config.logLevel, write: (line) => io.err(line) });
+  await using runtime = await createRuntime(config, { logger });
   try {
     await action(runtime.services, email.data);
     return 0;
