@@ -23,7 +23,14 @@ import {
   notesByTimePrefix,
   notesOfOwnerPrefix,
 } from "../core/kv_keys.ts";
-import { type Page, scanPage } from "../core/pagination.ts";
+import {
+  compareKeys,
+  decodeCursor,
+  encodeCursor,
+  type Page,
+  scanPage,
+} from "../core/pagination.ts";
+import { createNoteSearchCache, type SearchEntry } from "./search_cache.ts";
 import { type Actor, authorize } from "../auth/policy.ts";
 import { htmlToText, sanitizeRichText } from "../content/html.ts";
 
@@ -135,6 +142,7 @@ export function createNoteService(deps: NoteDeps): NoteService {
   const { kv, clock, audit } = deps;
   const maxPerUser = deps.maxPerUser ?? 1000;
   let sequence = 0;
+  const cache = createNoteSearchCache();
 
   async function read(noteId: string): Promise<Deno.KvEntry<NoteRecord>> {
     const pointer = await kv.get<NotePointer>(noteByIdKey(noteId));
@@ -162,6 +170,50 @@ export function createNoteService(deps: NoteDeps): NoteService {
       meta,
       details: { note_id: note.id, action },
     });
+  }
+
+  /**
+   * One owner's notes matching `needle`, newest first: the match runs over the cached
+   * search texts (current as of the owner's counter), then only the page's records are read.
+   */
+  async function search(
+    ownerId: string,
+    needle: string,
+    query: NoteQuery,
+  ): Promise<Page<NoteView>> {
+    const counter = await kv.get<number>(noteCountKey(ownerId));
+    const entries = await cache.entries(ownerId, counter.versionstamp, async () => {
+      const out: SearchEntry[] = [];
+      const iter = kv.list<NoteRecord>({ prefix: notesOfOwnerPrefix(ownerId) }, {
+        reverse: true,
+        batchSize: 1000,
+      });
+      for await (const e of iter) {
+        out.push({ sortKey: e.value.sort_key, id: e.value.id, text: e.value.search_text });
+      }
+      return out;
+    });
+    const after = query.cursor === undefined ? null : decodeCursor(query.cursor, 2);
+    const hits: SearchEntry[] = [];
+    for (const e of entries) {
+      if (after !== null && compareKeys([e.sortKey, e.id], after) >= 0) continue;
+      if (!e.text.includes(needle)) continue;
+      hits.push(e);
+      if (hits.length > query.limit) break;
+    }
+    const page = hits.slice(0, query.limit);
+    const records = await getManyChunked<NoteRecord>(
+      kv,
+      page.map((e) => noteKey(ownerId, e.sortKey, e.id)),
+    );
+    const last = page.at(-1);
+    return {
+      // A note deleted since the texts were read is skipped, never shown from the cache.
+      items: records.flatMap((r) => r.value === null ? [] : [view(r.value)]),
+      next_cursor: hits.length > query.limit && last !== undefined
+        ? encodeCursor([last.sortKey, last.id])
+        : null,
+    };
   }
 
   return {
@@ -216,7 +268,10 @@ export function createNoteService(deps: NoteDeps): NoteService {
             : content(title, patch.body ?? note.body)),
           updated_at: clock.now().toISOString(),
         };
-        const op = kv.atomic().check(entry).set(entry.key, next);
+        // The owner's counter is re-set, unchanged, so its versionstamp marks this change too.
+        const count = await kv.get<number>(noteCountKey(note.owner_id));
+        const op = kv.atomic().check(entry).check(count).set(entry.key, next)
+          .set(noteCountKey(note.owner_id), count.value ?? 1);
         return (await commitOrRetry(op, attempt)) === RETRY ? RETRY : next;
       }, { exhausted: () => new ConflictError("Cannot update note: too many concurrent changes") });
       await moderated(actor, updated, "update", meta);
@@ -263,6 +318,7 @@ export function createNoteService(deps: NoteDeps): NoteService {
         });
       }
       authorize(actor, "notes:list");
+      if (needle !== null) return await search(actor.userId, needle, query);
       return await scanPage<NoteRecord, NoteView>(kv, {
         prefix: notesOfOwnerPrefix(actor.userId),
         tailLength: 2,

@@ -269,3 +269,47 @@ Deno.test("MAX_NOTES_PER_USER caps one user's notes with 409 limit_reached", asy
   await w.app.request(`/notes/${ids[0]}`, { method: "DELETE", headers: bearer(s.access) });
   await createNote(w.app, s.access, { title: "again", body: "" });
 });
+
+Deno.test("GET /notes?q= pages through matches and never serves a stale result", async (t) => {
+  await using w = await openWorld();
+  const s = await signUp(w.app);
+  const ids: string[] = [];
+  for (let i = 0; i < 30; i++) {
+    const note = await createNote(w.app, s.access, {
+      title: `n${i}`,
+      body: i % 2 === 0 ? "<p>even MATCH</p>" : "odd",
+    });
+    ids.push(String(note.id));
+    w.clock.advance(1);
+  }
+  await t.step("15 matches in pages of 4, newest first, each once", async () => {
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const query: Record<string, string> = { q: "match", limit: "4" };
+      if (cursor !== null) query.cursor = cursor;
+      const page = await listNotes(w.app, s.access, query);
+      seen.push(...page.items.map((n) => String(n.id)));
+      cursor = page.next_cursor;
+    } while (cursor !== null);
+    assertEquals(seen, ids.filter((_, i) => i % 2 === 0).reverse());
+  });
+  await t.step("an update or a delete shows in the next search", async () => {
+    assertEquals((await listNotes(w.app, s.access, { q: "renamed" })).items, []);
+    await w.app.request(
+      `/notes/${ids[1]}`,
+      jsonInit("PATCH", { title: "Renamed" }, bearer(s.access)),
+    );
+    assertEquals((await listNotes(w.app, s.access, { q: "renamed" })).items.map((n) => n.id), [
+      ids[1],
+    ]);
+    await w.app.request(`/notes/${ids[1]}`, { method: "DELETE", headers: bearer(s.access) });
+    assertEquals((await listNotes(w.app, s.access, { q: "renamed" })).items, []);
+  });
+  await t.step("a second instance on the same store sees the first one's writes", async () => {
+    await using other = await openWorld({ kv: w.kv, clock: w.clock });
+    assertEquals((await listNotes(other.app, s.access, { q: "fresh" })).items, []);
+    await createNote(w.app, s.access, { title: "fresh", body: "" });
+    assertEquals((await listNotes(other.app, s.access, { q: "fresh" })).items.length, 1);
+  });
+});
