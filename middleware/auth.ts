@@ -13,12 +13,8 @@ import {
   TokenInvalidError,
   TokenRevokedError,
 } from "../services/core/errors.ts";
-import {
-  hasRole,
-  type Permission,
-  permissionsOf,
-  type Role,
-} from "../services/auth/permissions.ts";
+import { hasRole, type Permission, type Role } from "../services/auth/permissions.ts";
+import { type Action, authorize, authorizePermission } from "../services/auth/policy.ts";
 import type { AppEnv } from "./app_env.ts";
 import { routePolicyOf } from "./route_policy.ts";
 
@@ -154,13 +150,18 @@ export function requireAuth(): MiddlewareHandler<AppEnv> {
  */
 export function requirePermission(permission: Permission): MiddlewareHandler<AppEnv> {
   return async function requirePermission(c, next) {
-    const principal = requirePrincipal(c);
-    if (!permissionsOf(principal.role).has(permission)) {
-      throw new ForbiddenError(`This action needs the "${permission}" permission`);
-    }
-    if (!principal.scopes.has(permission)) {
-      throw new InsufficientScopeError(`This credential lacks the "${permission}" scope`);
-    }
+    authorizePermission(requirePrincipal(c), permission);
+    await next();
+  };
+}
+
+/**
+ * Route guard for an action without a resource, decided by the policy module
+ * (`services/auth/policy.ts`); owned resources are checked by their service.
+ */
+export function requireCan(action: Action): MiddlewareHandler<AppEnv> {
+  return async function requireCan(c, next) {
+    authorize(requirePrincipal(c), action);
     await next();
   };
 }

@@ -37,6 +37,7 @@ export const PROBLEM_TYPES: Readonly<Record<ProblemCode, ProblemType>> = {
   not_found: { status: 404, title: "Not found" },
   method_not_allowed: { status: 405, title: "Method not allowed" },
   conflict: { status: 409, title: "Conflict" },
+  limit_reached: { status: 409, title: "Limit reached" },
   password_policy: { status: 422, title: "Password does not meet the policy" },
   password_reused: { status: 422, title: "Password was used recently" },
   password_expired: { status: 403, title: "Password expired" },

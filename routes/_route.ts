@@ -61,3 +61,15 @@ export const Email = z.string().trim().max(254).pipe(z.email());
 
 /** An email-or-username login identifier: trimmed and bounded, not format-checked. */
 export const LoginIdentifier = z.string().trim().min(1).max(254);
+
+/** `limit` of a paginated listing: 1-100, default 20. */
+export const Limit = z.string().regex(/^\d{1,3}$/).transform(Number)
+  .pipe(z.number().int().min(1).max(100)).optional();
+
+/** An opaque pagination cursor (checked again when decoded). */
+export const Cursor = z.string().min(1).max(1024).regex(/^[A-Za-z0-9_-]+$/).optional();
+
+/** A page of `item`s with the cursor of the next one. */
+export function pageOf(item: z.ZodType): z.ZodType {
+  return z.object({ items: z.array(item), next_cursor: z.string().nullable() });
+}

@@ -8,12 +8,14 @@ import { rateLimit } from "../middleware/rate_limit.ts";
 import { requestContext } from "../middleware/request_context.ts";
 import { securityHeaders } from "../middleware/security_headers.ts";
 import { createServices } from "../services/container.ts";
+import { adminRoutes } from "./admin.ts";
 import { apiKeyRoutes } from "./api_keys.ts";
 import { authRoutes } from "./auth.ts";
 import type { Deps, Services } from "./deps.ts";
 import { docsRoutes } from "./docs.ts";
 import { emailVerificationRoutes } from "./email_verification.ts";
 import { healthRoutes } from "./health.ts";
+import { noteRoutes } from "./notes.ts";
 import { passwordRoutes } from "./passwords.ts";
 import { sessionRoutes } from "./sessions.ts";
 import { uploadRoutes } from "./uploads.ts";
@@ -49,6 +51,8 @@ export function createApp(deps: Deps, services: Services = createServices(deps))
   app.route("/users", userRoutes(deps, services));
   app.route("/api-keys", apiKeyRoutes(deps, services));
   app.route("/uploads", uploadRoutes(deps, services));
+  app.route("/notes", noteRoutes(deps, services));
+  app.route("/admin", adminRoutes(deps, services));
   app.route("/", docsRoutes(deps, app));
 
   app.onError(onError);

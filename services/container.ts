@@ -1,4 +1,9 @@
+import { type AccountAdminService, createAccountAdminService } from "./admin/accounts.ts";
 import { type ApiKeyService, createApiKeyService } from "./api_keys/api_keys.ts";
+import { type AuditLog, createAuditLog } from "./core/audit_query.ts";
+import { createNoteService, type NoteService } from "./notes/notes.ts";
+import { createProfileService, type ProfileService } from "./identity/profiles.ts";
+import { createUserDirectory } from "./identity/user_directory.ts";
 import { type AuditService, createAuditService } from "./core/audit.ts";
 import { type AuthService, createAuthService } from "./auth/auth.ts";
 import { type BlobStore, createFileBlobStore, createKvBlobStore } from "./uploads/blob_store.ts";
@@ -50,8 +55,10 @@ export interface Deps {
 
 /** Every service of one app instance. */
 export interface Services {
+  readonly accounts: AccountAdminService;
   readonly apiKeys: ApiKeyService;
   readonly audit: AuditService;
+  readonly auditLog: AuditLog;
   readonly auth: AuthService;
   /** Background work (mails): awaited by tests and at shutdown. */
   readonly background: BackgroundTasks;
@@ -62,8 +69,10 @@ export interface Services {
   /** Credentials recently found good, kept current by the feed. */
   readonly view: CredentialView;
   readonly lockout: LockoutService;
+  readonly notes: NoteService;
   readonly passwords: PasswordService;
   readonly policy: PasswordPolicy;
+  readonly profiles: ProfileService;
   readonly rates: RatePolicy;
   readonly sessions: SessionService;
   readonly tokens: TokenService;
@@ -197,9 +206,21 @@ export function createServices(deps: Deps): Services {
     allowedExtensions: config.uploadAllowedExtensions,
     quotaBytes: config.uploadQuotaBytes,
   });
+  const accounts = createAccountAdminService({
+    kv,
+    users,
+    directory: createUserDirectory({ kv }),
+    lockout,
+    revocation,
+    audit,
+    hasher,
+    policy,
+  });
   return {
+    accounts,
     apiKeys,
     audit,
+    auditLog: createAuditLog({ kv }),
     auth,
     background,
     emailVerification,
@@ -207,8 +228,10 @@ export function createServices(deps: Deps): Services {
     feed,
     view,
     lockout,
+    notes: createNoteService({ kv, clock, audit, maxPerUser: config.maxNotesPerUser }),
     passwords,
     policy,
+    profiles: createProfileService({ users, audit }),
     rates,
     sessions,
     tokens,

@@ -34,6 +34,9 @@
  *   uploads throughput of 1 MiB PNG uploads, and peak RSS growth while 8 uploads
  *           of 5 MiB stream at once (goal < 2× the bytes in flight); its own
  *           fixed sizes, independent of the settings below.
+ *   search  `GET /admin/users?q=<prefix>` over 100,000 accounts (seeded straight
+ *           into the store with their index entries) and `GET /notes?q=` over
+ *           one user's 1,000 notes: p50/p99 (goal: p99 < 50 ms each).
  *
  * Settings (flag, or env var, or default):
  *   --seconds=N        BENCH_SECONDS          5     measured seconds per run
@@ -44,17 +47,25 @@
  *   --loader=X         BENCH_LOADER           auto  wrk | deno | auto (wrk, else deno)
  *   --bcrypt-rounds=N  BENCH_BCRYPT_ROUNDS    12    bcrypt cost of the auth section (10-31)
  *   --section=X        BENCH_SECTION          all   all | health | auth | ratelimit | apikeys
- *                                                   | uploads
+ *                                                   | uploads | search
  */
 import { type LoaderKind, type MeasureOptions, resolveLoader } from "./_measure.ts";
 import { apiKeySection } from "./apikeys.ts";
 import { authSection } from "./auth.ts";
 import { healthSection } from "./health.ts";
 import { rateLimitSection } from "./ratelimit.ts";
+import { searchSection } from "./search.ts";
 import { benchUploads } from "./uploads.ts";
 
 /** Which sections to run. */
-export type SectionName = "all" | "health" | "auth" | "ratelimit" | "apikeys" | "uploads";
+export type SectionName =
+  | "all"
+  | "health"
+  | "auth"
+  | "ratelimit"
+  | "apikeys"
+  | "uploads"
+  | "search";
 
 const SECTIONS: readonly SectionName[] = [
   "all",
@@ -63,6 +74,7 @@ const SECTIONS: readonly SectionName[] = [
   "ratelimit",
   "apikeys",
   "uploads",
+  "search",
 ];
 
 /** Resolved command-line / environment settings. */
@@ -181,6 +193,7 @@ async function main(): Promise<void> {
   if (runs("ratelimit")) await rateLimitSection(settings, options);
   if (runs("apikeys")) await apiKeySection(settings, options);
   if (runs("uploads")) await benchUploads();
+  if (runs("search")) await searchSection(settings, options);
 }
 
 if (import.meta.main) await main();

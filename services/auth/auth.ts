@@ -540,7 +540,7 @@ export function createAuthService(deps: AuthDeps): AuthService {
     async logoutAll(principal, meta) {
       await sessions.revokeAccessToken(principal.jti, principal.expiresAt);
       // Every credential, not only sessions: API keys and OAuth2 grants too (security review #10).
-      const revoked = await deps.revocation.revokeAll(principal.userId, "logout_all", meta);
+      const revoked = await deps.revocation.revokeAll(principal.userId, "logout_all", { meta });
       await audit.record({
         type: "auth.logout_all",
         outcome: "success",

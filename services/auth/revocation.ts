@@ -27,7 +27,7 @@ export interface CredentialRevocation {
   revokeAll(
     userId: string,
     reason: RevocationReason,
-    meta?: RequestMeta,
+    context?: { meta?: RequestMeta | undefined; actorId?: string | undefined },
   ): Promise<Record<string, number>>;
 }
 
@@ -46,18 +46,21 @@ export interface CredentialRevocationDeps {
  */
 export function createCredentialRevocation(deps: CredentialRevocationDeps): CredentialRevocation {
   return {
-    async revokeAll(userId, reason, meta) {
+    async revokeAll(userId, reason, context = {}) {
       const counts: Record<string, number> = {
         sessions: await deps.sessions.revokeAllForUser(userId),
       };
       for (const holder of deps.holders) {
         counts[holder.kind] = await holder.revokeAllForUser(userId);
       }
+      // An operator's action names the operator as actor and the account as target.
+      const actorId = context.actorId;
       await deps.audit.record({
         type: "credentials.revoked_all",
         outcome: "success",
-        userId,
-        meta,
+        userId: actorId ?? userId,
+        ...(actorId === undefined ? {} : { targetUserId: userId }),
+        meta: context.meta,
         details: { reason, ...counts },
       });
       return counts;

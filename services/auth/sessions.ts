@@ -1,6 +1,6 @@
 import type { RevocationFeed, Revoked } from "../core/revocation_feed.ts";
 import type { CredentialView } from "./credential_view.ts";
-import { expireInUntil, listByIndex } from "../core/kv.ts";
+import { expireInUntil, listByIndex, RETRY, retryOnConflict, tryCommit } from "../core/kv.ts";
 import type { RequestMeta } from "../core/audit.ts";
 import type { Clock } from "../core/clock.ts";
 import { ConflictError, NotFoundError } from "../core/errors.ts";
@@ -115,10 +115,13 @@ export function createSessionService(deps: SessionDeps): SessionService {
   async function commitRevocation(
     op: Deno.AtomicOperation,
     revoked: readonly Revoked[],
-  ): Promise<Deno.KvCommitResult | Deno.KvCommitError> {
-    const res = await feed.append(op, revoked).commit();
-    if (res.ok) feed.applyLocal(revoked);
-    return res;
+  ): Promise<void> {
+    const withFeed = feed.append(op, revoked);
+    // Deletes and sets only: a failed commit is a busy store (another process), retried.
+    await retryOnConflict(async (n) => (await tryCommit(withFeed, n)) ?? RETRY, {
+      exhausted: () => new ConflictError("Cannot revoke: the store stayed busy"),
+    });
+    feed.applyLocal(revoked);
   }
 
   return {

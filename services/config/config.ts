@@ -208,6 +208,7 @@ export function loadConfig(
       ? undefined
       : new TextEncoder().encode(e.API_KEY_PEPPER),
     maxApiKeysPerUser: e.MAX_API_KEYS_PER_USER,
+    maxNotesPerUser: e.MAX_NOTES_PER_USER,
     rateLimits: Object.freeze({
       enabled: e.RATE_LIMIT_ENABLED,
       login: e.RATE_LIMIT_LOGIN,

@@ -94,6 +94,8 @@ export interface Config {
   readonly apiKeyPepper: Uint8Array | undefined;
   /** Active API keys per user. @default 10 */
   readonly maxApiKeysPerUser: number;
+  /** Notes one user may hold; bounds a search of one user's notes. @default 1000 */
+  readonly maxNotesPerUser: number;
   /** Rate limits as `N/unit` (API.md defaults); burst is the bucket size multiplier. */
   readonly rateLimits: RateLimitSettings;
   /** bcrypt cost; OWASP Password Storage Cheat Sheet asks for at least 10. @default 12 */

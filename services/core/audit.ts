@@ -1,8 +1,8 @@
 import type { AuditEventType } from "./audit_events.ts";
 import type { Clock } from "./clock.ts";
-import { auditByUserKey, auditKey, auditSampleKey } from "./kv_keys.ts";
+import { auditByTypeKey, auditByUserKey, auditKey, auditSampleKey } from "./kv_keys.ts";
 import { ConflictError } from "./errors.ts";
-import { commitOrRetry, RETRY, retryOnConflict } from "./kv.ts";
+import { commitOrRetry, RETRY, retryOnConflict, tryCommit } from "./kv.ts";
 
 interface SampleWindow {
   until_ms: number;
@@ -33,7 +33,13 @@ export interface AuditEvent {
 export interface AuditInput {
   type: AuditEventType;
   outcome: "success" | "failure";
+  /** Who acted. */
   userId?: string | undefined;
+  /**
+   * The user acted upon, when not the actor (an admin's change, a moderator's edit):
+   * stored as `details.target_user_id` and indexed, so `?user_id=` finds it too.
+   */
+  targetUserId?: string | undefined;
   meta?: RequestMeta | undefined;
   details?: Record<string, unknown>;
   /**
@@ -107,7 +113,10 @@ export function createAuditService(deps: AuditDeps): AuditService {
         ...(input.meta === undefined
           ? {}
           : { ip: input.meta.ip, request_id: input.meta.requestId }),
-        details: input.details ?? {},
+        details: {
+          ...input.details,
+          ...(input.targetUserId === undefined ? {} : { target_user_id: input.targetUserId }),
+        },
       };
       if (input.sample !== undefined) {
         const repeats = await sampleWindow(input.type, input.sample, now.getTime());
@@ -117,11 +126,17 @@ export function createAuditService(deps: AuditDeps): AuditService {
         }
         if (repeats > 0) event.details = { ...event.details, repeats_before: repeats };
       }
-      const op = deps.kv.atomic().set(auditKey(event.id), event, { expireIn: retentionMs });
-      if (event.user_id !== undefined) {
-        op.set(auditByUserKey(event.user_id, event.id), event.id, { expireIn: retentionMs });
+      const expireIn = retentionMs;
+      const op = deps.kv.atomic()
+        .set(auditKey(event.id), event, { expireIn })
+        .set(auditByTypeKey(event.type, event.id), event.id, { expireIn });
+      for (const userId of new Set([event.user_id, input.targetUserId])) {
+        if (userId !== undefined) op.set(auditByUserKey(userId, event.id), event.id, { expireIn });
       }
-      await op.commit();
+      // No checks: a failed commit can only be a busy store (another process writing).
+      await retryOnConflict(async (n) => (await tryCommit(op, n)) ?? RETRY, {
+        exhausted: () => new Error("Cannot record audit event: the store stayed busy"),
+      });
       deps.logger.info("audit", { audit: event });
       return event;
     },

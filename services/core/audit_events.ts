@@ -34,6 +34,11 @@ export const AUDIT_EVENT_TYPES = [
   "upload.deleted",
   "upload.malware_detected",
   "mail.send_failed",
+  "profile.updated",
+  "note.moderated",
+  "admin.user_created",
+  "admin.user_updated",
+  "admin.user_unlocked",
 ] as const;
 
 /** One audit event type. */

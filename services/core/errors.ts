@@ -25,6 +25,7 @@ export const PROBLEM_CODES = [
   "not_found",
   "method_not_allowed",
   "conflict",
+  "limit_reached",
   "password_policy",
   "password_reused",
   "password_expired",
@@ -133,6 +134,11 @@ export class NotFoundError extends AppError {
 /** The request conflicts with the current state (duplicate, lost race). */
 export class ConflictError extends AppError {
   readonly code = "conflict";
+}
+
+/** A per-user cap (notes per user) is reached: delete something first. */
+export class LimitReachedError extends AppError {
+  readonly code = "limit_reached";
 }
 
 /** The password breaks the password policy; `errors` lists every rule. */

@@ -204,3 +204,89 @@ export function revocationFeedStart(atMs: number): ["revocations", number] {
 export function revocationHeadKey(): ["revocations_head"] {
   return ["revocations_head"];
 }
+
+/**
+ * Search index: one entry per searchable term of a user (the normalised email
+ * and the normalised display name), so `list({ start, end })` answers a prefix
+ * search without reading every user.
+ */
+export function userSearchKey(term: string, userId: string): ["users_search", string, string] {
+  return ["users_search", term, userId];
+}
+
+/** Prefix of the user search index. */
+export function userSearchPrefix(): ["users_search"] {
+  return ["users_search"];
+}
+
+/** Prefix of the unique email index (every user, in email order). */
+export function usersByEmailPrefix(): ["users_by_email"] {
+  return ["users_by_email"];
+}
+
+/** One-to-many index: role → user ids (role filters, the last-admin guard). */
+export function userByRoleKey(role: string, userId: string): ["users_by_role", string, string] {
+  return ["users_by_role", role, userId];
+}
+
+/** Prefix of every user id holding `role`. */
+export function usersByRolePrefix(role: string): ["users_by_role", string] {
+  return ["users_by_role", role];
+}
+
+/**
+ * A note, stored under its owner in creation order (`sortKey` = creation time
+ * plus a tiebreak), so listing and searching one user's notes is one range read.
+ */
+export function noteKey(
+  ownerId: string,
+  sortKey: string,
+  noteId: string,
+): ["notes", string, string, string] {
+  return ["notes", ownerId, sortKey, noteId];
+}
+
+/** Prefix of every note of one owner. */
+export function notesOfOwnerPrefix(ownerId: string): ["notes", string] {
+  return ["notes", ownerId];
+}
+
+/** Index: note id → `{ owner_id, sort_key }`, the pointer to its record. */
+export function noteByIdKey(noteId: string): ["notes_by_id", string] {
+  return ["notes_by_id", noteId];
+}
+
+/** Index of every note in creation order (moderators' `?all=true`); the value is the note id. */
+export function noteByTimeKey(sortKey: string, noteId: string): ["notes_by_time", string, string] {
+  return ["notes_by_time", sortKey, noteId];
+}
+
+/** Prefix of the all-notes time index. */
+export function notesByTimePrefix(): ["notes_by_time"] {
+  return ["notes_by_time"];
+}
+
+/** Number of notes one user holds (the `MAX_NOTES_PER_USER` cap), a number. */
+export function noteCountKey(ownerId: string): ["note_counts", string] {
+  return ["note_counts", ownerId];
+}
+
+/** Prefix of every audit event id (time-ordered). */
+export function auditPrefix(): ["audit"] {
+  return ["audit"];
+}
+
+/** Prefix of every audit event of one user (as actor or as target). */
+export function auditByUserPrefix(userId: string): ["audit_by_user", string] {
+  return ["audit_by_user", userId];
+}
+
+/** Index: event type → audit event ids. */
+export function auditByTypeKey(type: string, eventId: string): ["audit_by_type", string, string] {
+  return ["audit_by_type", type, eventId];
+}
+
+/** Prefix of every audit event of one type. */
+export function auditByTypePrefix(type: string): ["audit_by_type", string] {
+  return ["audit_by_type", type];
+}

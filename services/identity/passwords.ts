@@ -221,7 +221,7 @@ export function createPasswordService(deps: PasswordDeps): PasswordService {
       await setPassword(user, newPassword, true);
       // Recovery must leave nothing behind that still authenticates (security review #10,
       // finding 1: an API key made by whoever registered the address first).
-      const revoked = await deps.revocation.revokeAll(user.id, "password_reset", meta);
+      const revoked = await deps.revocation.revokeAll(user.id, "password_reset", { meta });
       await deps.lockout.clear(user.email);
       await audit.record({
         type: "password.reset",

@@ -17,6 +17,9 @@ const ROUTES: readonly [method: string, path: string, authed: boolean][] = [
   ["POST", "/auth/password/change", true],
   ["POST", "/api-keys", true],
   ["POST", "/api-keys/AAAAAAAAAAAAAAAAAAAAAA/rotate", true],
+  ["PATCH", "/users/me", true],
+  ["POST", "/notes", true],
+  ["PATCH", "/notes/AAAAAAAAAAAAAAAAAAAAAA", true],
 ];
 
 Deno.test("JSON routes answer random bodies without a 500", async (t) => {

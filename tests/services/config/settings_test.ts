@@ -78,6 +78,7 @@ Deno.test("check-config prints these keys, in this order", () => {
     "RATE_LIMITS",
     "API_KEY_HASH",
     "MAX_API_KEYS_PER_USER",
+    "MAX_NOTES_PER_USER",
     "CORS_ORIGINS",
     "TRUST_PROXY",
     "BODY_LIMIT_BYTES",
