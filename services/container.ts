@@ -18,6 +18,8 @@ import { createSessionService, type SessionService } from "./auth/sessions.ts";
 import { createTokenService, type TokenService } from "./auth/tokens.ts";
 import { createUploadService, type UploadService } from "./uploads/uploads.ts";
 import { createUserService, type UserService } from "./identity/users.ts";
+import { createOAuth2Service, type OAuth2Service } from "./oauth2/oauth2.ts";
+import { createUpstreamService, type UpstreamService } from "./oauth2/upstream/upstream.ts";
 
 /** The injected dependencies every service is built from. */
 export interface Deps {
@@ -36,6 +38,8 @@ export interface Deps {
   readonly scanner?: VirusScanner | null;
   /** Where upload bytes go. @default the `UPLOAD_STORE` store (`UPLOAD_DIR`, or Deno KV) */
   readonly blobStore?: BlobStore;
+  /** HTTP client for upstream identity providers. @default the global `fetch` */
+  readonly fetch?: typeof globalThis.fetch;
 }
 
 /** Every service of one app instance. */
@@ -44,6 +48,8 @@ export interface Services {
   readonly audit: AuditService;
   readonly auth: AuthService;
   readonly lockout: LockoutService;
+  readonly oauth2: OAuth2Service;
+  readonly upstream: UpstreamService;
   readonly passwords: PasswordService;
   readonly policy: PasswordPolicy;
   readonly rates: RatePolicy;
@@ -138,11 +144,38 @@ export function createServices(deps: Deps): Services {
     allowedExtensions: config.uploadAllowedExtensions,
     quotaBytes: config.uploadQuotaBytes,
   });
+  const oauth2 = createOAuth2Service({
+    kv,
+    clock,
+    audit,
+    auth,
+    users,
+    rates,
+    accessKeys: config.accessKeys,
+    issuer: config.publicUrl,
+    accessTtlSeconds: config.oauth2AccessTokenMinutes * 60,
+    grantTtlSeconds: config.refreshTokenDays * 86_400,
+    // TODO(#email-verification): throw EmailUnverifiedError here for unverified accounts
+    // (API.md: "until verified ... an account cannot grant OAuth2 consent").
+    assertMayGrantConsent: () => {},
+  });
+  const upstream = createUpstreamService({
+    kv,
+    clock,
+    audit,
+    auth,
+    users,
+    providers: config.oauthProviders,
+    publicUrl: config.publicUrl,
+    fetch: deps.fetch ?? globalThis.fetch,
+  });
   return {
     apiKeys,
     audit,
     auth,
     lockout,
+    oauth2,
+    upstream,
     passwords,
     policy,
     rates,

@@ -95,6 +95,13 @@ export interface AuthService {
    */
   login(input: LoginInput, meta: RequestMeta): Promise<IssuedTokens>;
   /**
+   * Checks an email and password exactly as `login` does (lockout, progressive delays,
+   * dummy hash for unknown emails, audit) without starting a session: the OAuth2 login page.
+   *
+   * @throws {InvalidCredentialsError} | {AccountLockedError} | {LoginThrottledError}
+   */
+  verifyPassword(email: string, password: string, meta: RequestMeta): Promise<UserRecord>;
+  /**
    * Spends a refresh token and returns a new pair. A spent token revokes its session.
    *
    * @throws {TokenInvalidError} | {TokenExpiredError} | {TokenRevokedError} | {CsrfError}
@@ -297,13 +304,18 @@ export function createAuthService(deps: AuthDeps): AuthService {
     },
 
     async login(input, meta) {
-      const email = normalizeEmail(input.email);
+      const user = await service.verifyPassword(input.email, input.password, meta);
+      return await service.startSession(user, input, meta);
+    },
+
+    async verifyPassword(rawEmail, password, meta) {
+      const email = normalizeEmail(rawEmail);
       // Known and unknown emails go through the same lockout, so it reveals nothing.
       await lockout.begin(email, meta);
       const user = await users.getUserByEmail(email);
       // Unknown emails still pay for one bcrypt run at the same cost (no timing oracle).
       const ok = await hasher.verify(
-        input.password,
+        password,
         user?.password_hash ?? await hasher.dummyHash(),
       );
       if (user === null || !ok || user.disabled) {
@@ -325,11 +337,11 @@ export function createAuthService(deps: AuthDeps): AuthService {
       await lockout.recordSuccess(email);
       let current = user;
       if (hasher.needsRehash(user.password_hash)) {
-        const upgraded = await hasher.hash(input.password);
+        const upgraded = await hasher.hash(password);
         current = await users.updateUser(user.id, (u) => ({ ...u, password_hash: upgraded })) ??
           user;
       }
-      return await service.startSession(current, input, meta);
+      return current;
     },
 
     async startSession(user, options, meta) {

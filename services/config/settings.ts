@@ -30,6 +30,7 @@ import { AUTH_SETTINGS } from "./settings/auth.ts";
 import { HTTP_SETTINGS } from "./settings/http.ts";
 import { LIMIT_SETTINGS } from "./settings/limits.ts";
 import { MAIL_SETTINGS } from "./settings/mail.ts";
+import { OAUTH2_SETTINGS } from "./settings/oauth2.ts";
 import { RUNTIME_SETTINGS } from "./settings/runtime.ts";
 import { UPLOAD_SETTINGS } from "./settings/uploads.ts";
 
@@ -43,6 +44,7 @@ export const SETTINGS = {
   ...MAIL_SETTINGS,
   ...LIMIT_SETTINGS,
   ...API_KEY_SETTINGS,
+  ...OAUTH2_SETTINGS,
   ...HTTP_SETTINGS,
   ...UPLOAD_SETTINGS,
 };

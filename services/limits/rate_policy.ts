@@ -47,6 +47,13 @@ export interface RatePolicy {
    * @throws {RateLimitedError} when refused
    */
   checkAccount(account: string, meta: RequestMeta): Promise<void>;
+  /**
+   * Takes one token from an OAuth2 client's own bucket (the login rule, API.md: `/oauth2/token`
+   * is keyed by client IP and the account — here the client — where there is one).
+   *
+   * @throws {RateLimitedError} when refused
+   */
+  checkClient(clientId: string, meta: RequestMeta): Promise<void>;
 }
 
 /** Dependencies of {@linkcode createRatePolicy}. */
@@ -117,6 +124,10 @@ export function createRatePolicy(deps: RatePolicyDeps): RatePolicy {
     async checkAccount(account, meta) {
       if (!settings.enabled) return;
       await consume([{ id: { name: "login_account", key: account }, rule: rules.login }], meta);
+    },
+    async checkClient(clientId, meta) {
+      if (!settings.enabled) return;
+      await consume([{ id: { name: "oauth2_client", key: clientId }, rule: rules.login }], meta);
     },
   };
 }
