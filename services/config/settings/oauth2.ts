@@ -19,7 +19,7 @@ export const OAUTH2_SETTINGS = {
     secret: true,
     defaultDoc: "— (none)",
     doc:
-      'Upstream "log in with" providers, a JSON array of `{name, preset?: "google"\\|"github"\\|"oidc", issuer?, authorization_endpoint?, token_endpoint?, userinfo_endpoint?, jwks_uri?, client_id, client_secret \\| client_secret_file, scopes?, display_name?}`.',
+      'Upstream login providers, a JSON array `{name, preset?, issuer?, client_id, client_secret or client_secret_file, scopes?}`.',
     showAs: "OAUTH_PROVIDERS",
     show: (c) => c.oauthProviders.map((p) => p.name),
   }),
