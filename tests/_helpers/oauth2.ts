@@ -11,8 +11,11 @@ import { bearer } from "./http.ts";
 /** The issuer of test worlds (`PUBLIC_URL` default). */
 export const ISSUER = "http://localhost:8000";
 
+/** The options oauth4webapi's request functions take. */
+export type OAuthOptions = oauth.HttpRequestOptions<"GET" | "POST", unknown>;
+
 /** oauth4webapi request options that route every request into `app` (no socket). */
-export function oauthOptions(app: Requester, ip = "198.51.100.20") {
+export function oauthOptions(app: Requester, ip = "198.51.100.20"): OAuthOptions {
   return {
     [oauth.allowInsecureRequests]: true,
     [oauth.customFetch]: async (url: string, init: oauth.CustomFetchOptions<string, unknown>) => {
@@ -23,7 +26,7 @@ export function oauthOptions(app: Requester, ip = "198.51.100.20") {
         body: (init.body ?? null) as BodyInit | null,
       }, peer(ip));
     },
-  } as const;
+  };
 }
 
 /** Discovers the server through RFC 8414 metadata, as a real client would. */
@@ -164,7 +167,7 @@ export async function authorizationRequest(
   clientId: string,
   scope = "profile:read",
   verifier = oauth.generateRandomCodeVerifier(),
-) {
+): Promise<{ url: URL; state: string; verifier: string }> {
   const state = oauth.generateRandomState();
   const url = new URL(as.authorization_endpoint!);
   url.searchParams.set("response_type", "code");

@@ -19,7 +19,7 @@ export const OAUTH2_SETTINGS = {
     secret: true,
     defaultDoc: "— (none)",
     doc:
-      'Upstream login providers, a JSON array `{name, preset?, issuer?, client_id, client_secret or client_secret_file, scopes?}`.',
+      "Upstream login providers, a JSON array `{name, preset?, issuer?, client_id, client_secret or client_secret_file, scopes?}`.",
     showAs: "OAUTH_PROVIDERS",
     show: (c) => c.oauthProviders.map((p) => p.name),
   }),
