@@ -3,7 +3,9 @@ import type { AuditService, RequestMeta } from "../services/core/audit.ts";
 import type { ApiKeyService } from "../services/api_keys/api_keys.ts";
 import type { AuthService, Principal, SessionPrincipal } from "../services/auth/auth.ts";
 import type { OAuthPrincipal } from "../services/auth/principal.ts";
+import { isEmailVerified } from "../services/identity/email_verification.ts";
 import {
+  EmailUnverifiedError,
   ForbiddenError,
   InsufficientScopeError,
   IpNotAllowedError,
@@ -168,6 +170,22 @@ export function requirePermission(permission: Permission): MiddlewareHandler<App
     }
     if (!principal.scopes.has(permission)) {
       throw new InsufficientScopeError(`This credential lacks the "${permission}" scope`);
+    }
+    await next();
+  };
+}
+
+/**
+ * Route guard: with `required` (REQUIRE_EMAIL_VERIFICATION), the caller's
+ * account must have a verified address (else 403 `email_unverified`): an
+ * unproven address must not hold long-lived credentials or data (security
+ * review #10, finding 1: account pre-hijacking).
+ */
+export function requireVerifiedEmail(required: boolean): MiddlewareHandler<AppEnv> {
+  return async function requireVerifiedEmail(c, next) {
+    const principal = requirePrincipal(c);
+    if (required && !isEmailVerified(principal.user)) {
+      throw new EmailUnverifiedError("Verify your email address first");
     }
     await next();
   };

@@ -6,6 +6,7 @@ import {
   requirePermission,
   requireSession,
   requireSessionAuth,
+  requireVerifiedEmail,
 } from "../middleware/auth.ts";
 import { validate } from "../middleware/validate.ts";
 import type { Deps, Services } from "./deps.ts";
@@ -49,8 +50,9 @@ function doc(summary: string, responses: RouteSpec["responses"]) {
 }
 
 /** `/api-keys`: managed with a Bearer user token only; a key can never manage keys. */
-export function apiKeyRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
+export function apiKeyRoutes(deps: Deps, services: Services): Hono<AppEnv> {
   const { apiKeys } = services;
+  const verified = requireVerifiedEmail(deps.config.requireEmailVerification);
   return new Hono<AppEnv>()
     .use(requirePermission("apikeys:manage"), requireSessionAuth())
     .post(
@@ -58,17 +60,23 @@ export function apiKeyRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
       doc("Create an API key (the key is shown once)", {
         201: jsonResponse(CreatedOut, "Created"),
       }),
+      verified,
       validate("json", CreateBody),
       async (c) => {
         // The owner's account was read with the credential check, in the same round trip.
-        const owner = requireSession(c).user;
+        const principal = requireSession(c);
         const body = c.req.valid("json");
-        const key = await apiKeys.create(owner, {
-          name: body.name,
-          scopes: body.scopes,
-          expiresInDays: body.expires_in_days ?? 90,
-          allowedIps: body.allowed_ips ?? [],
-        }, requestMeta(c));
+        const key = await apiKeys.create(
+          principal.user,
+          {
+            name: body.name,
+            scopes: body.scopes,
+            expiresInDays: body.expires_in_days ?? 90,
+            allowedIps: body.allowed_ips ?? [],
+          },
+          principal.scopes,
+          requestMeta(c),
+        );
         c.header("Location", `/api-keys/${key.id}`);
         return c.json(key, 201);
       },
@@ -85,6 +93,7 @@ export function apiKeyRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
       doc("Issue a new key; the old one works until the grace period ends", {
         201: jsonResponse(CreatedOut, "Rotated"),
       }),
+      verified,
       validate("param", IdParam),
       validate("json", RotateBody),
       async (c) => {

@@ -12,6 +12,7 @@ import { apiKeyRoutes } from "./api_keys.ts";
 import { authRoutes } from "./auth.ts";
 import type { Deps, Services } from "./deps.ts";
 import { docsRoutes } from "./docs.ts";
+import { emailVerificationRoutes } from "./email_verification.ts";
 import { healthRoutes } from "./health.ts";
 import { adminOAuth2ClientRoutes } from "./admin/oauth2_clients.ts";
 import { oauth2MetadataRoutes, oauth2Routes } from "./oauth2/mod.ts";
@@ -52,6 +53,7 @@ export function createApp(deps: Deps, services: Services = createServices(deps))
   app.route("/auth/sessions", sessionRoutes(deps, services));
   app.route("/auth/password", passwordRoutes(deps, services));
   app.route("/auth/providers", providerRoutes(deps, services));
+  app.route("/auth/verify-email", emailVerificationRoutes(deps, services));
   app.route("/auth", authRoutes(deps, services));
   app.route("/users", userRoutes(deps, services));
   app.route("/api-keys", apiKeyRoutes(deps, services));

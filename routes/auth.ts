@@ -11,7 +11,6 @@ import {
   UnsupportedMediaTypeError,
   ValidationError,
 } from "../services/core/errors.ts";
-import { normalizeEmail } from "../services/identity/users.ts";
 import type { Deps, Services } from "./deps.ts";
 import { Email, jsonResponse, LoginIdentifier, Password, route } from "./_route.ts";
 
@@ -26,6 +25,8 @@ const LoginJson = z.strictObject({
   password: Password,
   remember_me: z.boolean().optional(),
   use_cookies: z.boolean().optional(),
+  /** The device token of an earlier login (when the device cookie cannot be sent). */
+  device_token: z.string().max(512).optional(),
 });
 
 /** OAuth2 password grant form (RFC 6749 §4.3.2), as OAuth2PasswordBearer clients send it. */
@@ -56,6 +57,9 @@ const TokenPairOut = z.object({
   expires_in: z.number().int(),
   refresh_expires_in: z.number().int(),
   session_id: z.string(),
+  device_token: z.string().optional().describe(
+    "A login's signed device token (also set as a device cookie): present it at later logins",
+  ),
 });
 
 /** `/auth/*`: register, login, refresh, logout, logout-all. */
@@ -73,7 +77,6 @@ export function authRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
       validate("json", RegisterBody),
       async (c) => {
         const body = c.req.valid("json");
-        await services.rates.checkAccount(normalizeEmail(body.email), requestMeta(c));
         const user = await auth.register({
           email: body.email,
           password: body.password,
@@ -108,8 +111,22 @@ export function authRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
       }),
       async (c) => {
         const input = await readLoginInput(c.req.raw);
-        await services.rates.checkAccount(normalizeEmail(input.email), requestMeta(c));
-        return sendTokens(c, await auth.login(input, requestMeta(c)));
+        const device = auth.deviceCookie(input.email);
+        const issued = await auth.login({
+          ...input,
+          deviceToken: input.deviceToken ?? getCookie(c, device.name, "host"),
+        }, requestMeta(c));
+        if (issued.deviceToken !== null) {
+          setCookie(c, device.name, issued.deviceToken, {
+            path: "/",
+            secure: true,
+            httpOnly: true,
+            sameSite: "Strict",
+            maxAge: device.maxAgeSeconds,
+            prefix: "host",
+          });
+        }
+        return sendTokens(c, issued);
       },
     )
     .post(
@@ -178,6 +195,7 @@ export function sendTokens(c: Context<AppEnv>, issued: IssuedTokens): Response {
     expires_in: pair.expiresIn,
     refresh_expires_in: pair.refreshExpiresIn,
     session_id: pair.sessionId,
+    ...(issued.deviceToken === null ? {} : { device_token: issued.deviceToken }),
   };
   if (csrfToken === null) return c.json({ ...body, refresh_token: pair.refreshToken });
   setSessionCookies(c, pair, csrfToken);
@@ -262,6 +280,7 @@ async function readLoginInput(req: Request): Promise<LoginInput> {
     password: body.password,
     rememberMe: body.remember_me ?? false,
     useCookies: body.use_cookies ?? false,
+    deviceToken: body.device_token,
   };
 }
 

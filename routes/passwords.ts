@@ -3,14 +3,18 @@ import { z } from "zod";
 import type { AppEnv } from "../middleware/app_env.ts";
 import { requestMeta, requireSession, requireSessionAuth } from "../middleware/auth.ts";
 import { validate } from "../middleware/validate.ts";
-import { normalizeEmail } from "../services/identity/users.ts";
 import type { Deps, Services } from "./deps.ts";
 import { sendTokens } from "./auth.ts";
 import { LoginIdentifier, Password, route } from "./_route.ts";
 
 const ForgotBody = z.strictObject({ email: LoginIdentifier });
 const ResetBody = z.strictObject({ token: z.string().min(1).max(256), new_password: Password });
-const ChangeBody = z.strictObject({ current_password: Password, new_password: Password });
+const ChangeBody = z.strictObject({
+  current_password: Password,
+  new_password: Password,
+  /** API keys survive a change (the old password was proven) unless this asks otherwise. */
+  revoke_api_keys: z.boolean().optional(),
+});
 
 /** `/auth/password/*`: forgot, reset and change. */
 export function passwordRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
@@ -26,10 +30,8 @@ export function passwordRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
       }),
       validate("json", ForgotBody),
       async (c) => {
-        const { email } = c.req.valid("json");
-        await services.rates.checkAccount(normalizeEmail(email), requestMeta(c));
-        // Runs in the background so known and unknown emails answer in the same time.
-        passwords.requestReset(email, requestMeta(c));
+        // The mail goes out in the background: known and unknown emails answer alike.
+        await passwords.requestReset(c.req.valid("json").email, requestMeta(c));
         return c.body(null, 202);
       },
     )
@@ -37,8 +39,10 @@ export function passwordRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
       "/reset",
       route({
         summary: "Set a new password with a reset token",
+        description: "Revokes every credential of the account — sessions, API keys and OAuth2 " +
+          "grants — clears its lockout and marks the address verified.",
         tags: ["password"],
-        responses: { 204: { description: "Password set; every session revoked" } },
+        responses: { 204: { description: "Password set; every credential revoked" } },
         policy: { rate: "login" },
       }),
       validate("json", ResetBody),
@@ -52,6 +56,8 @@ export function passwordRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
       "/change",
       route({
         summary: "Change my password; returns a new pair, other sessions revoked",
+        description: "API keys keep working (the old password was proven) unless " +
+          "`revoke_api_keys` is true.",
         tags: ["password"],
         auth: "bearer",
         responses: { 200: { description: "New token pair" } },
@@ -64,6 +70,7 @@ export function passwordRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
         const issued = await passwords.changePassword(requireSession(c), {
           currentPassword: body.current_password,
           newPassword: body.new_password,
+          revokeApiKeys: body.revoke_api_keys ?? false,
         }, requestMeta(c));
         return sendTokens(c, issued);
       },

@@ -1,7 +1,12 @@
 import { type Context, Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../middleware/app_env.ts";
-import { requestMeta, requirePermission, requirePrincipal } from "../middleware/auth.ts";
+import {
+  requestMeta,
+  requirePermission,
+  requirePrincipal,
+  requireVerifiedEmail,
+} from "../middleware/auth.ts";
 import { validate } from "../middleware/validate.ts";
 import { NotFoundError, PayloadTooLargeError } from "../services/core/errors.ts";
 import { streamUploadField } from "../services/uploads/multipart.ts";
@@ -56,6 +61,7 @@ export function uploadRoutes(deps: Deps, services: Services): Hono<AppEnv> {
         policy: { rate: "uploads", body: "stream" },
       }),
       requirePermission("uploads:write"),
+      requireVerifiedEmail(config.requireEmailVerification),
       async (c) => {
         const principal = requirePrincipal(c);
         if (Number(c.req.header("content-length") ?? 0) > maxBodyBytes) {

@@ -20,6 +20,16 @@ import { createUploadService, type UploadService } from "./uploads/uploads.ts";
 import { createUserService, type UserService } from "./identity/users.ts";
 import { createOAuth2Service, type OAuth2Service } from "./oauth2/oauth2.ts";
 import { createUpstreamService, type UpstreamService } from "./oauth2/upstream/upstream.ts";
+import { type BackgroundTasks, createBackgroundTasks } from "./core/background.ts";
+import { createCredentialRevocation, type CredentialRevocation } from "./auth/revocation.ts";
+import {
+  createEmailVerificationService,
+  type EmailVerificationService,
+  isEmailVerified,
+} from "./identity/email_verification.ts";
+import { EmailUnverifiedError } from "./core/errors.ts";
+import { createMailBudget } from "./mail/mail_budget.ts";
+import { createDeviceTrust } from "./auth/devices.ts";
 
 /** The injected dependencies every service is built from. */
 export interface Deps {
@@ -47,6 +57,10 @@ export interface Services {
   readonly apiKeys: ApiKeyService;
   readonly audit: AuditService;
   readonly auth: AuthService;
+  /** Background work (mails): awaited by tests and at shutdown. */
+  readonly background: BackgroundTasks;
+  readonly emailVerification: EmailVerificationService;
+  readonly revocation: CredentialRevocation;
   readonly lockout: LockoutService;
   readonly oauth2: OAuth2Service;
   readonly upstream: UpstreamService;
@@ -61,8 +75,15 @@ export interface Services {
 
 /** Wires the services from injected dependencies; nothing is shared between two calls. */
 export function createServices(deps: Deps): Services {
-  const { config, kv, clock, logger, hasher } = deps;
+  const { config, kv, clock, logger, hasher, mailer } = deps;
   const audit = createAuditService({ kv, clock, logger });
+  const background = createBackgroundTasks(logger);
+  const budget = createMailBudget({
+    kv,
+    clock,
+    minIntervalMs: config.mailAccountIntervalMinutes * 60_000,
+    perDay: config.mailAccountDailyLimit,
+  });
   const policy = deps.policy ?? createPasswordPolicy();
   const accessTtlSeconds = config.accessTokenMinutes * 60;
   const tokens = createTokenService({
@@ -74,12 +95,48 @@ export function createServices(deps: Deps): Services {
   });
   const users = createUserService({ kv, clock });
   const sessions = createSessionService({ kv, clock });
+  const sampler = createRefusalSampler({ kv, clock });
+  const rates = createRatePolicy({
+    limiter: createRateLimiter({ kv, clock }),
+    sampler,
+    audit,
+    settings: config.rateLimits,
+  });
+  const apiKeys = createApiKeyService({
+    kv,
+    clock,
+    audit,
+    sampler,
+    logger,
+    pepper: config.apiKeyPepper,
+    maxActiveKeys: config.maxApiKeysPerUser,
+  });
+  const revocation = createCredentialRevocation({
+    sessions,
+    audit,
+    holders: [
+      { kind: "api_keys", revokeAllForUser: (id) => apiKeys.revokeAllForUser(id) },
+      // Built below (it needs auth, which needs this); only called once requests run.
+      { kind: "oauth2_grants", revokeAllForUser: (id) => oauth2.revokeAllForUser(id) },
+    ],
+  });
   const lockout = createLockoutService({
     kv,
     clock,
     audit,
     maxFailures: config.lockoutThreshold,
+    maxDeviceFailures: config.lockoutDeviceThreshold,
     lockoutMs: config.lockoutMinutes * 60_000,
+  });
+  const emailVerification = createEmailVerificationService({
+    kv,
+    clock,
+    users,
+    audit,
+    mailer,
+    budget,
+    background,
+    publicUrl: config.publicUrl,
   });
   const auth = createAuthService({
     clock,
@@ -90,6 +147,16 @@ export function createServices(deps: Deps): Services {
     sessions,
     lockout,
     audit,
+    revocation,
+    emailVerification,
+    devices: createDeviceTrust({
+      clock,
+      // Device tokens are signed with keys derived from the refresh keyring (domain-separated).
+      keys: config.refreshKeys.map((k) => k.secret),
+      ttlSeconds: config.deviceCookieDays * 86_400,
+    }),
+    rates,
+    verifyEmailOnRegister: config.requireEmailVerification,
     accessTtlSeconds,
     rememberMeTtlSeconds: config.refreshTokenDays * 86_400,
     sessionTtlSeconds: config.sessionMaxHours * 3600,
@@ -108,27 +175,15 @@ export function createServices(deps: Deps): Services {
     lockout,
     auth,
     audit,
-    mailer: deps.mailer,
-    logger,
+    revocation,
+    apiKeys: { kind: "api_keys", revokeAllForUser: (id) => apiKeys.revokeAllForUser(id) },
+    mailer,
+    budget,
+    background,
+    rates,
     publicUrl: config.publicUrl,
     resetTtlSeconds: config.passwordResetExpireMinutes * 60,
     historySize: config.passwordHistory,
-  });
-  const sampler = createRefusalSampler({ kv, clock });
-  const rates = createRatePolicy({
-    limiter: createRateLimiter({ kv, clock }),
-    sampler,
-    audit,
-    settings: config.rateLimits,
-  });
-  const apiKeys = createApiKeyService({
-    kv,
-    clock,
-    audit,
-    sampler,
-    logger,
-    pepper: config.apiKeyPepper,
-    maxActiveKeys: config.maxApiKeysPerUser,
   });
   const uploads = createUploadService({
     kv,
@@ -155,9 +210,12 @@ export function createServices(deps: Deps): Services {
     issuer: config.publicUrl,
     accessTtlSeconds: config.oauth2AccessTokenMinutes * 60,
     grantTtlSeconds: config.refreshTokenDays * 86_400,
-    // TODO(#email-verification): throw EmailUnverifiedError here for unverified accounts
-    // (API.md: "until verified ... an account cannot grant OAuth2 consent").
-    assertMayGrantConsent: () => {},
+    // API.md: until verified, an account cannot grant OAuth2 consent.
+    assertMayGrantConsent: (user) => {
+      if (config.requireEmailVerification && !isEmailVerified(user)) {
+        throw new EmailUnverifiedError("Verify your email address before allowing applications");
+      }
+    },
   });
   const upstream = createUpstreamService({
     kv,
@@ -173,6 +231,9 @@ export function createServices(deps: Deps): Services {
     apiKeys,
     audit,
     auth,
+    background,
+    emailVerification,
+    revocation,
     lockout,
     oauth2,
     upstream,

@@ -10,7 +10,6 @@ import {
   LoginThrottledError,
   RateLimitedError,
 } from "../../services/core/errors.ts";
-import { normalizeEmail } from "../../services/identity/users.ts";
 import {
   AuthorizationPageError,
   type AuthorizeStep,
@@ -98,7 +97,6 @@ export function authorizeRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
         const email = (p.form.get("email") ?? "").trim().slice(0, 254);
         const password = (p.form.get("password") ?? "").slice(0, 1024);
         try {
-          await services.rates.checkAccount(normalizeEmail(email), meta);
           return show(c, await oauth2.login(p, email, password, meta));
         } catch (error) {
           if (error instanceof AuthorizationPageError) return pageErrors(c, error);

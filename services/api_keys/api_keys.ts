@@ -3,6 +3,7 @@ import type { AuditService, RequestMeta } from "../core/audit.ts";
 import type { Clock } from "../core/clock.ts";
 import {
   ConflictError,
+  InsufficientScopeError,
   IpNotAllowedError,
   NotFoundError,
   TokenInvalidError,
@@ -91,15 +92,27 @@ export interface NewApiKey {
 /** Hashed API keys with scopes, expiry, rotation, IP allowlists and usage counts. */
 export interface ApiKeyService {
   /**
+   * Creates a key for `owner`, asked for by a credential holding `callerScopes`:
+   * a key never gets a scope its owner's role or the asking credential lacks.
+   *
    * @throws {ValidationError} scopes beyond the owner's permissions, bad CIDRs
-   * @throws {ConflictError} when the owner already has the maximum of active keys
+   * @throws {InsufficientScopeError} scopes beyond the asking credential's own scopes
+   * @throws {ConflictError} when the owner already has the maximum of live keys
    */
-  create(owner: UserRecord, input: NewApiKey, meta: RequestMeta): Promise<CreatedApiKey>;
+  create(
+    owner: UserRecord,
+    input: NewApiKey,
+    callerScopes: ReadonlySet<string>,
+    meta: RequestMeta,
+  ): Promise<CreatedApiKey>;
   list(userId: string): Promise<ApiKeyView[]>;
   /**
-   * Issues a new key; the old one keeps working for `graceHours`.
+   * Issues a new key; the old one keeps working for `graceHours`. A key in its
+   * grace period still counts against the cap: at the cap, the oldest graces
+   * end first, and a rotation that would still exceed it is refused.
    *
    * @throws {NotFoundError} when the key is not the caller's or is already rotated
+   * @throws {ConflictError} when the rotation would exceed the cap of live keys
    */
   rotate(
     userId: string,
@@ -113,6 +126,8 @@ export interface ApiKeyService {
    * @throws {NotFoundError} when the key is not the caller's
    */
   revoke(userId: string, keyId: string, meta: RequestMeta): Promise<void>;
+  /** Revokes every key of a user at once, keys in their grace period included; returns how many. */
+  revokeAllForUser(userId: string): Promise<number>;
   /**
    * Checks a presented key.
    *
@@ -135,7 +150,7 @@ export interface ApiKeyDeps {
   logger: Logger;
   /** Server-side secret mixed into the key hash (HMAC-SHA256); unset = plain SHA-256. */
   pepper: Uint8Array | undefined;
-  /** Active keys per user. @default 10 */
+  /** Live keys per user: every key that still authenticates, graces included. @default 10 */
   maxActiveKeys?: number;
   /** How often buffered usage is written. @default 5000 */
   usageFlushMs?: number;
@@ -183,6 +198,20 @@ export function createApiKeyService(deps: ApiKeyDeps): ApiKeyService {
 
   async function listRecords(userId: string): Promise<Deno.KvEntry<ApiKeyRecord>[]> {
     return await listByIndex<ApiKeyRecord>(kv, apiKeysByUserPrefix(userId), apiKeyKey);
+  }
+
+  /** Every key of the user that still authenticates: active ones and those in a grace period. */
+  async function liveRecords(userId: string, now: Date): Promise<Deno.KvEntry<ApiKeyRecord>[]> {
+    return (await listRecords(userId)).filter((e) => new Date(e.value.expires_at) > now);
+  }
+
+  function deleteRecord(op: Deno.AtomicOperation, r: ApiKeyRecord): Deno.AtomicOperation {
+    return op
+      .delete(apiKeyKey(r.id))
+      .delete(apiKeyByHashKey(r.hash))
+      .delete(apiKeyByUserKey(r.user_id, r.id))
+      .delete(apiKeyUsageKey(r.id))
+      .delete(apiKeyLastUseKey(r.id));
   }
 
   async function store(record: ApiKeyRecord, now: Date, guard: (op: Deno.AtomicOperation) => void) {
@@ -235,13 +264,49 @@ export function createApiKeyService(deps: ApiKeyDeps): ApiKeyService {
     }
   }
 
+  /**
+   * A rotation adds a live key while the old one is in its grace period. At the
+   * cap, graces end oldest first; if none is left to end, only a rotation
+   * without grace (the old key dies at once) keeps within the cap.
+   */
+  async function makeRoomForRotation(userId: string, graceHours: number, now: Date) {
+    if (graceHours === 0) return;
+    const live = await liveRecords(userId, now);
+    let excess = live.length + 1 - maxActive;
+    if (excess <= 0) return;
+    const inGrace = live.filter((e) => e.value.replaced_by !== null)
+      .sort((a, b) => a.value.expires_at.localeCompare(b.value.expires_at));
+    for (const entry of inGrace) {
+      if (excess <= 0) break;
+      // A lost check means the key changed meanwhile; it is counted as still live.
+      if (!(await deleteRecord(kv.atomic().check(entry), entry.value).commit()).ok) continue;
+      usage.delete(entry.value.id);
+      excess--;
+    }
+    if (excess > 0) {
+      throw new ConflictError(
+        `Cannot rotate with a grace period: at most ${maxActive} live keys per user; ` +
+          "revoke a key or rotate with grace_hours 0",
+      );
+    }
+  }
+
   const service: ApiKeyService = {
-    async create(owner, input, meta) {
+    async create(owner, input, callerScopes, meta) {
       const now = clock.now();
       const granted = permissionsOf(owner.role);
       const errors = input.scopes
         .filter((s) => !isPermission(s) || !granted.has(s))
         .map((s) => ({ path: "scopes", message: `Scope "${s}" is not one of your permissions` }));
+      // A narrowly scoped token must not mint a wider key (security review #10, finding 2).
+      const beyondCaller = input.scopes.filter((s) =>
+        granted.has(s as never) && !callerScopes.has(s)
+      );
+      if (errors.length === 0 && beyondCaller.length > 0) {
+        throw new InsufficientScopeError(
+          `This credential cannot grant scopes it does not hold: ${beyondCaller.join(", ")}`,
+        );
+      }
       const ranges = input.allowedIps.map((text) => ({ text, cidr: parseCidr(text) }));
       for (const r of ranges) {
         if (r.cidr === null) {
@@ -249,11 +314,10 @@ export function createApiKeyService(deps: ApiKeyDeps): ApiKeyService {
         }
       }
       if (errors.length > 0) throw new ValidationError("Request validation failed", { errors });
-      const active = (await listRecords(owner.id)).filter((e) =>
-        e.value.replaced_by === null && new Date(e.value.expires_at) > now
-      );
-      if (active.length >= maxActive) {
-        throw new ConflictError(`Cannot create API key: at most ${maxActive} active keys per user`);
+      // Keys in a grace period still authenticate, so they count (security review #10, finding 6).
+      const live = await liveRecords(owner.id, now);
+      if (live.length >= maxActive) {
+        throw new ConflictError(`Cannot create API key: at most ${maxActive} live keys per user`);
       }
       const key = newKey();
       const record: ApiKeyRecord = {
@@ -316,6 +380,7 @@ export function createApiKeyService(deps: ApiKeyDeps): ApiKeyService {
       ) {
         throw new NotFoundError("No such active API key");
       }
+      await makeRoomForRotation(userId, graceHours, now);
       const key = newKey();
       const record: ApiKeyRecord = {
         ...old,
@@ -359,13 +424,7 @@ export function createApiKeyService(deps: ApiKeyDeps): ApiKeyService {
         throw new NotFoundError("No such API key");
       }
       const r = entry.value;
-      await kv.atomic()
-        .delete(apiKeyKey(r.id))
-        .delete(apiKeyByHashKey(r.hash))
-        .delete(apiKeyByUserKey(r.user_id, r.id))
-        .delete(apiKeyUsageKey(r.id))
-        .delete(apiKeyLastUseKey(r.id))
-        .commit();
+      await deleteRecord(kv.atomic(), r).commit();
       usage.delete(r.id);
       await audit.record({
         type: "api_key.revoked",
@@ -374,6 +433,18 @@ export function createApiKeyService(deps: ApiKeyDeps): ApiKeyService {
         meta,
         details: { key_id: r.id },
       });
+    },
+
+    async revokeAllForUser(userId) {
+      const records = await listRecords(userId);
+      // Five keys per record: ten records stay well inside one commit's mutation limit.
+      for (let i = 0; i < records.length; i += 10) {
+        const op = kv.atomic();
+        for (const { value } of records.slice(i, i + 10)) deleteRecord(op, value);
+        await op.commit();
+      }
+      for (const { value } of records) usage.delete(value.id);
+      return records.length;
     },
 
     async authenticate(key, meta) {

@@ -16,6 +16,10 @@ import { grantScopes } from "./permissions.ts";
 import type { SessionPrincipal } from "./principal.ts";
 import { sessionFingerprint, type SessionRecord, type SessionService } from "./sessions.ts";
 import type { TokenService } from "./tokens.ts";
+import type { CredentialRevocation } from "./revocation.ts";
+import type { DeviceTrust } from "./devices.ts";
+import type { RatePolicy } from "../limits/rate_policy.ts";
+import type { EmailVerificationService } from "../identity/email_verification.ts";
 import {
   normalizeEmail,
   type PublicUser,
@@ -54,6 +58,8 @@ export interface IssuedTokens {
   pair: TokenPair;
   /** Present when the refresh token must travel in a cookie. */
   csrfToken: string | null;
+  /** A login's device token (OWASP device cookie) for the account; null for refreshes. */
+  deviceToken: string | null;
 }
 
 /** Input of {@linkcode AuthService.register}. */
@@ -72,6 +78,8 @@ export interface LoginInput {
   useCookies: boolean;
   /** Scopes asked for (OAuth2 password form); never more than the role has. */
   scope?: readonly string[] | undefined;
+  /** A device token from an earlier login to this account (cookie or JSON body). */
+  deviceToken?: string | undefined;
 }
 
 /** Input of {@linkcode AuthService.refresh}. */
@@ -99,6 +107,7 @@ export interface AuthService {
    * dummy hash for unknown emails, audit) without starting a session: the OAuth2 login page.
    *
    * @throws {InvalidCredentialsError} | {AccountLockedError} | {LoginThrottledError}
+   * @throws {RateLimitedError} when the account's login bucket is empty
    */
   verifyPassword(email: string, password: string, meta: RequestMeta): Promise<UserRecord>;
   /**
@@ -121,8 +130,8 @@ export interface AuthService {
    * @throws {CsrfError} without the matching CSRF token
    */
   logoutWithCookie(input: RefreshInput, meta: RequestMeta): Promise<void>;
-  /** Revokes every session of the principal's user; returns how many. */
-  logoutAll(principal: SessionPrincipal, meta: RequestMeta): Promise<number>;
+  /** Revokes every credential of the principal's user: sessions, API keys, OAuth2 grants. */
+  logoutAll(principal: SessionPrincipal, meta: RequestMeta): Promise<void>;
   /** The caller's live sessions, newest first, marking the one asking. */
   listSessions(principal: SessionPrincipal): Promise<SessionView[]>;
   /**
@@ -131,6 +140,8 @@ export interface AuthService {
    * @throws {NotFoundError} when it does not exist or is someone else's (no existence leak)
    */
   revokeSession(principal: SessionPrincipal, sessionId: string, meta: RequestMeta): Promise<void>;
+  /** The name and lifetime of the device cookie of the account `email` (OWASP device cookies). */
+  deviceCookie(email: string): { name: string; maxAgeSeconds: number };
   /** True when `user`'s password is older than the configured maximum age. */
   isPasswordExpired(user: UserRecord): boolean;
   /**
@@ -154,6 +165,13 @@ export interface AuthDeps {
   sessions: SessionService;
   lockout: LockoutService;
   audit: AuditService;
+  revocation: CredentialRevocation;
+  emailVerification: EmailVerificationService;
+  devices: DeviceTrust;
+  /** Mail a verification link at registration (REQUIRE_EMAIL_VERIFICATION). */
+  verifyEmailOnRegister: boolean;
+  /** Per-account login-class buckets (login, register). */
+  rates: Pick<RatePolicy, "checkAccount">;
   /** Access token lifetime. */
   accessTtlSeconds: number;
   /** Session (refresh) lifetime with remember-me. */
@@ -265,9 +283,59 @@ export function createAuthService(deps: AuthDeps): AuthService {
     checkCsrfBinding(session, input);
   }
 
+  /**
+   * The password check of every login form: per-account bucket, lockout and progressive
+   * delays, a dummy hash for unknown emails, audit. Returns the (rehashed) account.
+   */
+  async function checkPassword(
+    rawEmail: string,
+    password: string,
+    deviceToken: string | undefined,
+    meta: RequestMeta,
+  ): Promise<{ user: UserRecord; email: string; deviceId: string | null }> {
+    const email = normalizeEmail(rawEmail);
+    const deviceId = deviceToken === undefined ? null : deps.devices.verify(deviceToken, email);
+    const subject = { account: email, deviceId };
+    await deps.rates.checkAccount(
+      deviceId === null ? "login" : "login_device",
+      deviceId ?? email,
+      meta,
+    );
+    // Known and unknown emails go through the same lockout, so it reveals nothing.
+    await lockout.begin(subject, meta);
+    const user = await users.getUserByEmail(email);
+    // Unknown emails still pay for one bcrypt run at the same cost (no timing oracle).
+    const ok = await hasher.verify(password, user?.password_hash ?? await hasher.dummyHash());
+    if (user === null || !ok || user.disabled) {
+      const reason = user === null ? "unknown_email" : !ok ? "wrong_password" : "account_disabled";
+      await lockout.recordFailure(subject, meta);
+      await audit.record({
+        type: "auth.login",
+        outcome: "failure",
+        userId: user?.id,
+        meta,
+        details: { reason, trusted_device: deviceId !== null },
+      });
+      throw new InvalidCredentialsError("Invalid email or password");
+    }
+    await lockout.recordSuccess(subject);
+    let current = user;
+    if (hasher.needsRehash(user.password_hash)) {
+      const upgraded = await hasher.hash(password);
+      current = await users.updateUser(user.id, (u) => ({ ...u, password_hash: upgraded })) ??
+        user;
+    }
+    return { user: current, email, deviceId };
+  }
+
   const service: AuthService = {
     isPasswordExpired(user) {
       return passwordExpired(user, clock.now());
+    },
+
+    deviceCookie(email) {
+      const devices = deps.devices;
+      return { name: devices.cookieName(normalizeEmail(email)), maxAgeSeconds: devices.ttlSeconds };
     },
 
     async listSessions(principal) {
@@ -296,52 +364,29 @@ export function createAuthService(deps: AuthDeps): AuthService {
 
     async register(input, meta) {
       const email = normalizeEmail(input.email);
+      await deps.rates.checkAccount("register", email, meta);
       deps.policy.assert(input.password, [email, input.displayName ?? ""]);
       const passwordHash = await hasher.hash(input.password);
       const user = await users.createUser({ email, displayName: input.displayName, passwordHash });
       await audit.record({ type: "user.registered", outcome: "success", userId: user.id, meta });
+      if (deps.verifyEmailOnRegister) deps.emailVerification.request(user, meta);
       return toPublicUser(user);
     },
 
     async login(input, meta) {
-      const user = await service.verifyPassword(input.email, input.password, meta);
-      return await service.startSession(user, input, meta);
+      const { user, email, deviceId } = await checkPassword(
+        input.email,
+        input.password,
+        input.deviceToken,
+        meta,
+      );
+      const issued = await service.startSession(user, input, meta);
+      // This client has now proven the account: its future failures are judged apart.
+      return { ...issued, deviceToken: deps.devices.issue(email, deviceId) };
     },
 
-    async verifyPassword(rawEmail, password, meta) {
-      const email = normalizeEmail(rawEmail);
-      // Known and unknown emails go through the same lockout, so it reveals nothing.
-      await lockout.begin(email, meta);
-      const user = await users.getUserByEmail(email);
-      // Unknown emails still pay for one bcrypt run at the same cost (no timing oracle).
-      const ok = await hasher.verify(
-        password,
-        user?.password_hash ?? await hasher.dummyHash(),
-      );
-      if (user === null || !ok || user.disabled) {
-        const reason = user === null
-          ? "unknown_email"
-          : !ok
-          ? "wrong_password"
-          : "account_disabled";
-        await lockout.recordFailure(email, meta);
-        await audit.record({
-          type: "auth.login",
-          outcome: "failure",
-          userId: user?.id,
-          meta,
-          details: { reason },
-        });
-        throw new InvalidCredentialsError("Invalid email or password");
-      }
-      await lockout.recordSuccess(email);
-      let current = user;
-      if (hasher.needsRehash(user.password_hash)) {
-        const upgraded = await hasher.hash(password);
-        current = await users.updateUser(user.id, (u) => ({ ...u, password_hash: upgraded })) ??
-          user;
-      }
-      return current;
+    async verifyPassword(email, password, meta) {
+      return (await checkPassword(email, password, undefined, meta)).user;
     },
 
     async startSession(user, options, meta) {
@@ -377,7 +422,11 @@ export function createAuthService(deps: AuthDeps): AuthService {
           cookies: options.useCookies,
         },
       });
-      return { pair: await issuePair(session, user, refreshToken, now), csrfToken };
+      return {
+        pair: await issuePair(session, user, refreshToken, now),
+        csrfToken,
+        deviceToken: null,
+      };
     },
 
     async refresh(input, meta) {
@@ -437,7 +486,11 @@ export function createAuthService(deps: AuthDeps): AuthService {
         meta,
         details: { session_id: session.id },
       });
-      return { pair: await issuePair(session, user, next.token, now), csrfToken };
+      return {
+        pair: await issuePair(session, user, next.token, now),
+        csrfToken,
+        deviceToken: null,
+      };
     },
 
     async authenticate(accessToken) {
@@ -505,15 +558,15 @@ export function createAuthService(deps: AuthDeps): AuthService {
 
     async logoutAll(principal, meta) {
       await sessions.revokeAccessToken(principal.jti, principal.expiresAt);
-      const count = await sessions.revokeAllForUser(principal.userId);
+      // Every credential, not only sessions: API keys and OAuth2 grants too (security review #10).
+      const revoked = await deps.revocation.revokeAll(principal.userId, "logout_all", meta);
       await audit.record({
         type: "auth.logout_all",
         outcome: "success",
         userId: principal.userId,
         meta,
-        details: { sessions_revoked: count },
+        details: { revoked },
       });
-      return count;
     },
   };
   return service;

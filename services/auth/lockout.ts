@@ -4,24 +4,45 @@ import { sha256 } from "../core/crypto.ts";
 import type { AuditService, RequestMeta } from "../core/audit.ts";
 import type { Clock } from "../core/clock.ts";
 import { AccountLockedError, LoginThrottledError } from "../core/errors.ts";
-import { loginFailuresByIpKey, loginFailuresKey } from "../core/kv_keys.ts";
+import {
+  deviceFailuresKey,
+  deviceFailuresPrefix,
+  loginFailuresByIpKey,
+  loginFailuresKey,
+} from "../core/kv_keys.ts";
 import { clientBucketKey } from "../limits/rate_policy.ts";
 
-/** Progressive delays and lockout per account identifier (known or not). */
+/**
+ * Who is guessing: an account identifier (a normalized email, known or not) and,
+ * for a client that proved with a device cookie that it logged in to that
+ * account before, its device id.
+ */
+export interface LoginSubject {
+  readonly account: string;
+  /** A trusted device (OWASP device cookies), or null for every other client. */
+  readonly deviceId: string | null;
+}
+
+/**
+ * Progressive delays and lockout per account identifier (known or not). Failures
+ * of untrusted clients lock out untrusted clients only; a trusted device has its
+ * own failure budget that nobody else's failures spend (security review #10,
+ * finding 3: anyone could lock any account).
+ */
 export interface LockoutService {
   /**
-   * Reserves one login attempt for `account`. Concurrent attempts race for the
+   * Reserves one login attempt for `subject`. Concurrent attempts race for the
    * reservation, so a burst cannot run more password checks than the policy allows.
    *
-   * @throws {AccountLockedError} while the account is locked (423)
+   * @throws {AccountLockedError} while the account (or this device) is locked (423)
    * @throws {LoginThrottledError} while the progressive delay runs (429)
    */
-  begin(account: string, meta: RequestMeta): Promise<void>;
-  /** Counts a failed attempt; the 5th consecutive one locks the account. */
-  recordFailure(account: string, meta: RequestMeta): Promise<void>;
+  begin(subject: LoginSubject, meta: RequestMeta): Promise<void>;
+  /** Counts a failed attempt; the threshold-th consecutive one locks. */
+  recordFailure(subject: LoginSubject, meta: RequestMeta): Promise<void>;
   /** A success resets the count. */
-  recordSuccess(account: string): Promise<void>;
-  /** Clears the count and any lock (password reset, admin unlock). */
+  recordSuccess(subject: LoginSubject): Promise<void>;
+  /** Clears every count and lock of the account, its devices' included (reset, admin unlock). */
   clear(account: string): Promise<void>;
 }
 
@@ -32,6 +53,8 @@ export interface LockoutDeps {
   audit: AuditService;
   /** Consecutive failures that lock the account (OWASP ASVS 2.2.1). @default 5 */
   maxFailures?: number;
+  /** Consecutive failures that lock one trusted device. @default 5 */
+  maxDeviceFailures?: number;
   /** Lock duration. @default 15 minutes */
   lockoutMs?: number;
   /** Delay after the first failure; doubles with each further one. @default 1000 */
@@ -73,6 +96,10 @@ export const MAX_DELAY_MS = 5 * 60_000;
 export function createLockoutService(deps: LockoutDeps): LockoutService {
   const { kv, clock, audit } = deps;
   const maxFailures = deps.maxFailures ?? 5;
+  const maxDeviceFailures = deps.maxDeviceFailures ?? 5;
+  const keyOf = (s: LoginSubject): Deno.KvKey =>
+    s.deviceId === null ? loginFailuresKey(s.account) : deviceFailuresKey(s.account, s.deviceId);
+  const thresholdOf = (s: LoginSubject) => s.deviceId === null ? maxFailures : maxDeviceFailures;
   const lockoutMs = deps.lockoutMs ?? 15 * 60_000;
   const baseDelayMs = deps.baseDelayMs ?? 1000;
   const stuffingThreshold = deps.stuffingThreshold ?? 10;
@@ -94,17 +121,18 @@ export function createLockoutService(deps: LockoutDeps): LockoutService {
   }
 
   async function update(
-    account: string,
+    subject: LoginSubject,
     change: (state: FailureState, now: number) => FailureState | null,
   ): Promise<void> {
-    const key = loginFailuresKey(account);
+    const key = keyOf(subject);
+    const expireIn = lockoutMs + delayAfter(thresholdOf(subject));
     await retryOnConflict(async (attempt) => {
       const entry = await kv.get<FailureState>(key);
       const now = clock.now().getTime();
       const next = change(current(entry.value, now), now);
       const op = kv.atomic().check(entry);
       if (next === null) op.delete(key);
-      else op.set(key, next, { expireIn: lockoutMs + delayAfter(maxFailures) });
+      else op.set(key, next, { expireIn });
       return await commitOrRetry(op, attempt);
     }, {
       // Attempts that keep colliding are a burst: answer like the progressive delay would.
@@ -114,10 +142,10 @@ export function createLockoutService(deps: LockoutDeps): LockoutService {
   }
 
   return {
-    async begin(account, meta) {
+    async begin(subject, meta) {
       let refusal: AccountLockedError | LoginThrottledError | null = null;
       let auditType: AuditEventType | null = null;
-      await update(account, (state, now) => {
+      await update(subject, (state, now) => {
         refusal = null;
         auditType = null;
         if (state.locked_until_ms > now) {
@@ -145,17 +173,17 @@ export function createLockoutService(deps: LockoutDeps): LockoutService {
           type: auditType,
           outcome: "failure",
           meta,
-          details: { account: digest(account) },
+          details: { account: digest(subject.account), trusted_device: subject.deviceId !== null },
         });
       }
       throw refusal;
     },
 
-    async recordFailure(account, meta) {
+    async recordFailure(subject, meta) {
       let locked = false;
-      await update(account, (state, now) => {
+      await update(subject, (state, now) => {
         const failures = state.failures + 1;
-        locked = failures >= maxFailures;
+        locked = failures >= thresholdOf(subject);
         return {
           ...state,
           failures,
@@ -169,18 +197,24 @@ export function createLockoutService(deps: LockoutDeps): LockoutService {
           type: "auth.account_locked",
           outcome: "failure",
           meta,
-          details: { account: digest(account), minutes: lockoutMs / 60_000 },
+          details: {
+            account: digest(subject.account),
+            minutes: lockoutMs / 60_000,
+            trusted_device: subject.deviceId !== null,
+          },
         });
       }
-      await trackIp(account, meta);
+      await trackIp(subject.account, meta);
     },
 
-    async recordSuccess(account) {
-      await update(account, () => null);
+    async recordSuccess(subject) {
+      await update(subject, () => null);
     },
 
     async clear(account) {
-      await kv.delete(loginFailuresKey(account));
+      const op = kv.atomic().delete(loginFailuresKey(account));
+      for await (const e of kv.list({ prefix: deviceFailuresPrefix(account) })) op.delete(e.key);
+      await op.commit();
     },
   };
 

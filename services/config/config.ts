@@ -109,11 +109,16 @@ export function loadConfig(
     sessionBindIp: e.SESSION_BIND_IP,
     lockoutThreshold: e.LOCKOUT_THRESHOLD,
     lockoutMinutes: e.LOCKOUT_MINUTES,
+    lockoutDeviceThreshold: e.LOCKOUT_DEVICE_THRESHOLD,
+    deviceCookieDays: e.DEVICE_COOKIE_DAYS,
+    requireEmailVerification: e.REQUIRE_EMAIL_VERIFICATION,
     passwordResetExpireMinutes: e.PASSWORD_RESET_EXPIRE_MINUTES,
     passwordMaxAgeDays: e.PASSWORD_MAX_AGE_DAYS,
     passwordHistory: e.PASSWORD_HISTORY,
     smtpUrl: e.SMTP_URL,
     mailFrom: e.MAIL_FROM,
+    mailAccountIntervalMinutes: e.MAIL_ACCOUNT_INTERVAL_MINUTES,
+    mailAccountDailyLimit: e.MAIL_ACCOUNT_DAILY_LIMIT,
     apiKeyPepper: e.API_KEY_PEPPER === undefined
       ? undefined
       : new TextEncoder().encode(e.API_KEY_PEPPER),

@@ -90,6 +90,12 @@ export interface Config {
   readonly lockoutThreshold: number;
   /** How long a lock lasts. @default 15 */
   readonly lockoutMinutes: number;
+  /** OWASP device cookies: failures from one trusted device that lock that device. @default 5 */
+  readonly lockoutDeviceThreshold: number;
+  /** Lifetime of a device cookie. @default 90 */
+  readonly deviceCookieDays: number;
+  /** Unverified accounts cannot create API keys, grant consent or upload. @default true */
+  readonly requireEmailVerification: boolean;
   /** Lifetime of a password-reset token. @default 30 */
   readonly passwordResetExpireMinutes: number;
   /** Password maximum age; 0 turns expiry off. @default 0 */
@@ -100,6 +106,10 @@ export interface Config {
   readonly smtpUrl: string | undefined;
   /** Sender address of every mail. @default "Bulwark <no-reply@localhost>" */
   readonly mailFrom: string;
+  /** Least minutes between two mails of one kind to one account (mail flooding). @default 5 */
+  readonly mailAccountIntervalMinutes: number;
+  /** Most mails of one kind to one account a day. @default 10 */
+  readonly mailAccountDailyLimit: number;
   /** Pepper for API key hashes (HMAC-SHA256); unset hashes with plain SHA-256. Changing it revokes every key. */
   readonly apiKeyPepper: Uint8Array | undefined;
   /** Active API keys per user. @default 10 */

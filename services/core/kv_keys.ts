@@ -261,3 +261,33 @@ export function upstreamLinkKey(
 ): ["upstream_links", string, string] {
   return ["upstream_links", provider, subject];
 }
+
+/** A pending email-verification token, by the SHA-256 of the token. */
+export function emailVerificationKey(tokenHash: string): ["email_verifications", string] {
+  return ["email_verifications", tokenHash];
+}
+
+/** The live verification token of a user (one at a time). */
+export function emailVerificationByUserKey(
+  userId: string,
+): ["email_verifications_by_user", string] {
+  return ["email_verifications_by_user", userId];
+}
+
+/** How many mails of one purpose an account was sent lately (mail flooding guard). */
+export function mailBudgetKey(purpose: string, userId: string): ["mail_budgets", string, string] {
+  return ["mail_budgets", purpose, userId];
+}
+
+/** Failed logins of one trusted device (device cookie) at one account. */
+export function deviceFailuresKey(
+  account: string,
+  deviceId: string,
+): ["login_failures_by_device", string, string] {
+  return ["login_failures_by_device", account, deviceId];
+}
+
+/** Every trusted device's failure count at one account (cleared with the account's lock). */
+export function deviceFailuresPrefix(account: string): ["login_failures_by_device", string] {
+  return ["login_failures_by_device", account];
+}

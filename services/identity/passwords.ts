@@ -10,7 +10,10 @@ import {
 import { randomSecret, sha256 } from "../core/crypto.ts";
 import { passwordResetByUserKey, passwordResetKey } from "../core/kv_keys.ts";
 import type { LockoutService } from "../auth/lockout.ts";
-import type { Logger } from "../core/logger.ts";
+import type { BackgroundTasks } from "../core/background.ts";
+import type { CredentialHolder, CredentialRevocation } from "../auth/revocation.ts";
+import type { MailBudget } from "../mail/mail_budget.ts";
+import type { RatePolicy } from "../limits/rate_policy.ts";
 import type { Mailer } from "../mail/mailer.ts";
 import type { PasswordHasher } from "./password_hasher.ts";
 import type { PasswordPolicy } from "./password_policy.ts";
@@ -21,11 +24,15 @@ import { normalizeEmail, type UserRecord, type UserService } from "./users.ts";
 export interface PasswordService {
   /**
    * Starts a reset in the background and returns at once, whether or not the
-   * account exists, so neither the answer nor its timing reveals accounts.
+   * account exists, so neither the answer nor its timing reveals accounts. The
+   * address's own `forgot` bucket is spent first.
+   *
+   * @throws {RateLimitedError} when that bucket is empty
    */
-  requestReset(email: string, meta: RequestMeta): void;
+  requestReset(email: string, meta: RequestMeta): Promise<void>;
   /**
-   * Sets a new password with a single-use reset token; revokes every session and clears lockout.
+   * Sets a new password with a single-use reset token; revokes every credential of the
+   * account (sessions, API keys, OAuth2 grants), clears lockout and verifies the address.
    *
    * @throws {ResetTokenInvalidError} for an unknown, used or expired token (one answer)
    * @throws {PasswordPolicyError} | {PasswordReusedError}
@@ -33,13 +40,14 @@ export interface PasswordService {
   resetPassword(token: string, newPassword: string, meta: RequestMeta): Promise<void>;
   /**
    * Changes the caller's password, revokes every session and starts a new one (new id).
+   * API keys stay (the owner proved the old password) unless `revokeApiKeys` is set.
    *
    * @throws {InvalidCredentialsError} when the current password is wrong
    * @throws {PasswordPolicyError} | {PasswordReusedError}
    */
   changePassword(
     principal: SessionPrincipal,
-    input: { currentPassword: string; newPassword: string },
+    input: { currentPassword: string; newPassword: string; revokeApiKeys: boolean },
     meta: RequestMeta,
   ): Promise<IssuedTokens>;
   /** Resolves when background work (reset mails) has finished; for tests and shutdown. */
@@ -57,8 +65,14 @@ export interface PasswordDeps {
   lockout: LockoutService;
   auth: AuthService;
   audit: AuditService;
+  revocation: CredentialRevocation;
+  /** Revokes API keys on request at a password change. */
+  apiKeys: CredentialHolder;
   mailer: Mailer;
-  logger: Logger;
+  budget: MailBudget;
+  background: BackgroundTasks;
+  /** The per-account `forgot` bucket. */
+  rates: Pick<RatePolicy, "checkAccount">;
   publicUrl: string;
   /** Reset token lifetime (OWASP Forgot Password Cheat Sheet: short). */
   resetTtlSeconds: number;
@@ -77,7 +91,6 @@ const RESET_TOKEN = /^[A-Za-z0-9_-]{43}$/;
 /** Creates the password service. */
 export function createPasswordService(deps: PasswordDeps): PasswordService {
   const { kv, clock, hasher, users, audit } = deps;
-  const pending = new Set<Promise<void>>();
 
   /** Refuses a password equal to the current one or one of the stored earlier ones. */
   async function assertNotReused(user: UserRecord, password: string): Promise<void> {
@@ -91,11 +104,14 @@ export function createPasswordService(deps: PasswordDeps): PasswordService {
     }
   }
 
-  async function setPassword(user: UserRecord, password: string): Promise<void> {
+  async function setPassword(user: UserRecord, password: string, verified = false): Promise<void> {
     const hash = await hasher.hash(password);
     const now = clock.now().toISOString();
     await users.updateUser(user.id, (u) => ({
       ...u,
+      email_verified_at: verified && u.email === user.email
+        ? u.email_verified_at ?? now
+        : u.email_verified_at ?? null,
       password_hash: hash,
       password_changed_at: now,
       password_history: [u.password_hash, ...u.password_history].slice(
@@ -113,6 +129,17 @@ export function createPasswordService(deps: PasswordDeps): PasswordService {
         outcome: "failure",
         meta,
         details: { reason: "unknown_account" },
+      });
+      return;
+    }
+    if (!await deps.budget.take("password_reset", user.id)) {
+      // Still 202 to the caller; one mail per 5 minutes and 10 a day reach the inbox.
+      await audit.record({
+        type: "mail.suppressed",
+        outcome: "failure",
+        userId: user.id,
+        meta,
+        details: { purpose: "password_reset", reason: "budget" },
       });
       return;
     }
@@ -162,18 +189,16 @@ export function createPasswordService(deps: PasswordDeps): PasswordService {
           error: error instanceof Error ? error.name : "unknown",
         },
       });
-      deps.logger.warn("password reset mail not sent", { request_id: meta.requestId, error });
+      throw error;
     }
   }
 
   return {
-    requestReset(email, meta) {
-      const task = sendReset(normalizeEmail(email), meta).catch((error) => {
-        // Background work has no caller to rethrow to: log it with the request id.
-        deps.logger.error("password reset failed", { request_id: meta.requestId, error });
-      });
-      pending.add(task);
-      task.finally(() => pending.delete(task));
+    async requestReset(email, meta) {
+      const account = normalizeEmail(email);
+      // Its own per-account bucket: forgot requests cannot spend the login budget.
+      await deps.rates.checkAccount("forgot", account, meta);
+      deps.background.run("password reset mail", meta.requestId, () => sendReset(account, meta));
     },
 
     async resetPassword(token, newPassword, meta) {
@@ -192,25 +217,30 @@ export function createPasswordService(deps: PasswordDeps): PasswordService {
         .delete(passwordResetByUserKey(user.id))
         .commit();
       if (!spent.ok) throw invalid;
-      await setPassword(user, newPassword);
-      const revoked = await deps.sessions.revokeAllForUser(user.id);
+      // Following the mailed link proves the address, too.
+      await setPassword(user, newPassword, true);
+      // Recovery must leave nothing behind that still authenticates (security review #10,
+      // finding 1: an API key made by whoever registered the address first).
+      const revoked = await deps.revocation.revokeAll(user.id, "password_reset", meta);
       await deps.lockout.clear(user.email);
       await audit.record({
         type: "password.reset",
         outcome: "success",
         userId: user.id,
         meta,
-        details: { sessions_revoked: revoked },
+        details: { revoked },
       });
     },
 
     async changePassword(principal, input, meta) {
       const user = await users.getUser(principal.userId);
       if (user === null || user.disabled) throw new TokenRevokedError("The account is not active");
-      // The current password is a credential: guess it and the account locks like a login.
-      await deps.lockout.begin(user.email, meta);
+      // The current password is a credential: guesses through this session lock this
+      // session's attempts (a device of its own), never the account for everyone else.
+      const subject = { account: user.email, deviceId: `session:${principal.sessionId}` };
+      await deps.lockout.begin(subject, meta);
       if (!await hasher.verify(input.currentPassword, user.password_hash)) {
-        await deps.lockout.recordFailure(user.email, meta);
+        await deps.lockout.recordFailure(subject, meta);
         await audit.record({
           type: "password.change",
           outcome: "failure",
@@ -220,14 +250,21 @@ export function createPasswordService(deps: PasswordDeps): PasswordService {
         });
         throw new InvalidCredentialsError("The current password is wrong");
       }
-      await deps.lockout.recordSuccess(user.email);
+      await deps.lockout.recordSuccess(subject);
       deps.policy.assert(input.newPassword, [user.email, user.display_name ?? ""], "new_password");
       await assertNotReused(user, input.newPassword);
       await setPassword(user, input.newPassword);
       const current = await deps.sessions.getEntry(principal.sessionId);
       await deps.sessions.revokeAccessToken(principal.jti, principal.expiresAt);
       await deps.sessions.revokeAllForUser(user.id);
-      await audit.record({ type: "password.change", outcome: "success", userId: user.id, meta });
+      const apiKeysRevoked = input.revokeApiKeys ? await deps.apiKeys.revokeAllForUser(user.id) : 0;
+      await audit.record({
+        type: "password.change",
+        outcome: "success",
+        userId: user.id,
+        meta,
+        details: { api_keys_revoked: apiKeysRevoked },
+      });
       const updated = await users.getUser(user.id) ?? user;
       // A new session id: privileges changed, so the old id must not live on.
       return await deps.auth.startSession(updated, {
@@ -236,8 +273,8 @@ export function createPasswordService(deps: PasswordDeps): PasswordService {
       }, meta);
     },
 
-    async settled() {
-      await Promise.all(pending);
+    settled() {
+      return deps.background.settled();
     },
   };
 }

@@ -18,6 +18,8 @@ export interface UserRecord {
   password_history: string[];
   bio: string | null;
   website: string | null;
+  /** When the current address was proven (verification link or password reset); null until then. */
+  email_verified_at: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -31,6 +33,7 @@ export interface PublicUser {
   created_at: string;
   bio: string | null;
   website: string | null;
+  email_verified: boolean;
 }
 
 /** Input of {@linkcode UserService.createUser}. */
@@ -80,6 +83,8 @@ export function toPublicUser(user: UserRecord): PublicUser {
     created_at: user.created_at,
     bio: user.bio,
     website: user.website,
+    // Records written before verification existed carry no field: unverified.
+    email_verified: (user.email_verified_at ?? null) !== null,
   };
 }
 
@@ -101,6 +106,7 @@ export function createUserService(deps: UserDeps): UserService {
         password_history: [],
         bio: null,
         website: null,
+        email_verified_at: null,
         created_at: now,
         updated_at: now,
       };

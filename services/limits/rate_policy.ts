@@ -25,6 +25,9 @@ export function clientBucketKey(ip: string): string {
   return ip.includes(":") && !ip.startsWith("::ffff:") ? ipPrefix(ip) : ip;
 }
 
+/** What a per-account login-class bucket is spent on. */
+export type AccountPurpose = "login" | "login_device" | "register" | "forgot" | "oauth2_client";
+
 /** Which budget a request draws on. */
 export type RateTier = "login" | "uploads" | "general";
 
@@ -42,18 +45,14 @@ export interface RatePolicy {
     meta: RequestMeta,
   ): Promise<RateDecision | null>;
   /**
-   * Takes one token from the per-account bucket (login, register, reset by email).
+   * Takes one token from a per-account bucket of the login class. Each purpose has
+   * its own bucket, so registering or asking for resets with someone's address
+   * cannot spend their login budget; a trusted device's logins are keyed by the
+   * device, so nobody else can spend them either.
    *
    * @throws {RateLimitedError} when refused
    */
-  checkAccount(account: string, meta: RequestMeta): Promise<void>;
-  /**
-   * Takes one token from an OAuth2 client's own bucket (the login rule, API.md: `/oauth2/token`
-   * is keyed by client IP and the account — here the client — where there is one).
-   *
-   * @throws {RateLimitedError} when refused
-   */
-  checkClient(clientId: string, meta: RequestMeta): Promise<void>;
+  checkAccount(purpose: AccountPurpose, account: string, meta: RequestMeta): Promise<void>;
 }
 
 /** Dependencies of {@linkcode createRatePolicy}. */
@@ -121,13 +120,12 @@ export function createRatePolicy(deps: RatePolicyDeps): RatePolicy {
       }
       return await consume(checks, meta);
     },
-    async checkAccount(account, meta) {
+    async checkAccount(purpose, account, meta) {
       if (!settings.enabled) return;
-      await consume([{ id: { name: "login_account", key: account }, rule: rules.login }], meta);
-    },
-    async checkClient(clientId, meta) {
-      if (!settings.enabled) return;
-      await consume([{ id: { name: "oauth2_client", key: clientId }, rule: rules.login }], meta);
+      await consume(
+        [{ id: { name: `${purpose}_account`, key: account }, rule: rules.login }],
+        meta,
+      );
     },
   };
 }

@@ -316,7 +316,9 @@ export function createTokenEndpoint(deps: TokenEndpointDeps): TokenEndpoint {
       details: { client_id: clientId.slice(0, 64), reason, endpoint: mode },
     });
     // Failures drain the client's bucket on every endpoint, so guessing is bounded per client.
-    if (mode !== "token" && CLIENT_ID.test(clientId)) await deps.rates.checkClient(clientId, meta);
+    if (mode !== "token" && CLIENT_ID.test(clientId)) {
+      await deps.rates.checkAccount("oauth2_client", clientId, meta);
+    }
     throw invalidClient();
   }
 
@@ -360,7 +362,7 @@ export function createTokenEndpoint(deps: TokenEndpointDeps): TokenEndpoint {
         return await failAuth(clientId, "unknown_client", mode, meta);
       }
       // API.md: the token endpoint is limited per client as well as per IP, like login.
-      if (mode === "token") await deps.rates.checkClient(clientId, meta);
+      if (mode === "token") await deps.rates.checkAccount("oauth2_client", clientId, meta);
       if (secret !== undefined) {
         const client = await clients.verifySecret(clientId, secret);
         if (client === null) return await failAuth(clientId, "bad_secret", mode, meta);

@@ -59,6 +59,11 @@ export function testConfig(env: Record<string, string> = {}): Config {
     RATE_LIMIT_LOGIN: "1000/minute",
     RATE_LIMIT_AUTHENTICATED: "1000/minute",
     RATE_LIMIT_ANONYMOUS: "1000/minute",
+    // Feature tests act as verified users; verification tests turn it back on.
+    REQUIRE_EMAIL_VERIFICATION: "false",
+    // Feature tests send mails back to back; the mail-flooding tests use the defaults.
+    MAIL_ACCOUNT_INTERVAL_MINUTES: "0",
+    MAIL_ACCOUNT_DAILY_LIMIT: "1000",
     ...env,
   }, { io: memoryIo() });
 }

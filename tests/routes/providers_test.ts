@@ -92,6 +92,18 @@ Deno.test("upstream login through a real OpenID provider (oidc-provider on loopb
       password: "Correct-Horse-42-Battery!",
       display_name: "Bob",
     });
+    // Not yet verified here: linking could hand the address's real owner to a squatter.
+    const early = await loginUpstream(
+      new Browser(w.app),
+      "/auth/providers/acme/authorize",
+      "bob",
+      ISSUER,
+    );
+    await assertProblem(early, 403, "forbidden");
+    await w.services.users.updateUser(bob.id, (u) => ({
+      ...u,
+      email_verified_at: w.clock.now().toISOString(),
+    }));
     const res = await loginUpstream(
       new Browser(w.app),
       "/auth/providers/acme/authorize",

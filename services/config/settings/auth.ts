@@ -76,6 +76,23 @@ export const AUTH_SETTINGS = {
     doc: "How long such a lock lasts.",
     show: (c) => c.lockoutMinutes,
   }),
+  LOCKOUT_DEVICE_THRESHOLD: setting({
+    schema: positiveInt.max(100).default(5),
+    doc:
+      "Failed logins from one trusted device (it presents its device cookie) that lock that device only; failures elsewhere never lock it.",
+    show: (c) => c.lockoutDeviceThreshold,
+  }),
+  DEVICE_COOKIE_DAYS: setting({
+    schema: positiveInt.max(365).default(90),
+    doc: "Lifetime of the signed per-account device cookie a successful login sets.",
+    show: (c) => c.deviceCookieDays,
+  }),
+  REQUIRE_EMAIL_VERIFICATION: setting({
+    schema: bool.default(true),
+    doc:
+      "Unverified accounts may log in and edit their profile but not create API keys, grant OAuth2 consent or upload (403 `email_unverified`).",
+    show: (c) => c.requireEmailVerification,
+  }),
   PASSWORD_RESET_EXPIRE_MINUTES: setting({
     schema: positiveInt.max(24 * 60).default(30),
     doc: "Lifetime of a single-use reset token.",

@@ -5,7 +5,7 @@
  * @module
  */
 import { z } from "zod";
-import { setting } from "../declaration.ts";
+import { nonNegativeInt, positiveInt, setting } from "../declaration.ts";
 
 /** Settings of outgoing mail. */
 export const MAIL_SETTINGS = {
@@ -21,5 +21,16 @@ export const MAIL_SETTINGS = {
     schema: z.string().min(3).max(254).regex(/^[^\r\n]+$/).default("Bulwark <no-reply@localhost>"),
     doc: "Sender of every mail.",
     show: (c) => c.mailFrom,
+  }),
+  MAIL_ACCOUNT_INTERVAL_MINUTES: setting({
+    schema: nonNegativeInt.max(24 * 60).default(5),
+    doc:
+      "Least time between two mails of one kind (reset, verification) to one account; extra requests still answer 202 and are audited.",
+    show: (c) => c.mailAccountIntervalMinutes,
+  }),
+  MAIL_ACCOUNT_DAILY_LIMIT: setting({
+    schema: positiveInt.max(1000).default(10),
+    doc: "Most mails of one kind to one account per 24 hours.",
+    show: (c) => c.mailAccountDailyLimit,
   }),
 };

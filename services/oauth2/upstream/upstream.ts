@@ -20,6 +20,7 @@ import {
 import { expireInUntil } from "../../core/kv.ts";
 import { upstreamLinkKey, upstreamStateKey } from "../../core/kv_keys.ts";
 import { normalizeEmail, type UserRecord, type UserService } from "../../identity/users.ts";
+import { isEmailVerified } from "../../identity/email_verification.ts";
 import type { AuthService } from "../../auth/auth.ts";
 
 /** A provider as `GET /auth/providers` lists it. */
@@ -301,11 +302,16 @@ export function createUpstreamService(deps: UpstreamDeps): UpstreamService {
     let created = false;
     if (user === null) {
       try {
-        user = await users.createUser({
+        const fresh = await users.createUser({
           email,
           displayName: id.name?.slice(0, 100) ?? null,
           passwordHash: NO_PASSWORD,
         });
+        // The provider vouched for the address, so the new account starts verified.
+        user = await users.updateUser(fresh.id, (u) => ({
+          ...u,
+          email_verified_at: clock.now().toISOString(),
+        })) ?? fresh;
         created = true;
       } catch (error) {
         // Registered concurrently: link to the account that won.
@@ -313,6 +319,11 @@ export function createUpstreamService(deps: UpstreamDeps): UpstreamService {
         user = await users.getUserByEmail(email);
         if (user === null) throw error;
       }
+    }
+    if (!created && !isEmailVerified(user)) {
+      // Pre-account hijacking: someone may have registered this address without owning it;
+      // linking would hand the real owner's provider login to that account.
+      throw new ForbiddenError("Verify this account's email address before linking a provider");
     }
     await kv.set(upstreamLinkKey(p.name, id.subject), user.id);
     await audit.record({

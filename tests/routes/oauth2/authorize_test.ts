@@ -351,3 +351,29 @@ Deno.test("POST /oauth2/authorize/*: CSRF token and browser binding are required
     assert(tokens.access_token.length > 0);
   });
 });
+
+Deno.test("POST /oauth2/authorize/consent: an unverified account cannot grant consent (REQUIRE_EMAIL_VERIFICATION)", async () => {
+  await using w = await openWorld({ env: { REQUIRE_EMAIL_VERIFICATION: "true" } });
+  const boss = await admin(w);
+  const tc = await registerClient(w, boss.token, {
+    type: "public",
+    grant_types: ["authorization_code"],
+  });
+  const user = await signUp(w.app);
+  const as = await discover(w.app);
+  const req = await authorizationRequest(as, tc.client.client_id);
+  const browser = new Browser(w.app);
+  const start = await browser.request(req.url.href);
+  const login = await browser.post("/oauth2/authorize/login", {
+    ...formFields(await start.text()),
+    email: user.user.email,
+    password: GOOD_PASSWORD,
+  });
+  const res = await browser.post("/oauth2/authorize/consent", {
+    ...formFields(await login.text()),
+    decision: "approve",
+  });
+  assertEquals(res.status, 403);
+  assertEquals(res.headers.get("location"), null);
+  assertEquals(await w.services.oauth2.listConsents(user.id), []);
+});

@@ -477,3 +477,58 @@ Deno.test("revokeAllForUser() ends every grant and consent of the user", async (
   );
   await assertOAuthError(res, 400, "invalid_grant");
 });
+
+Deno.test("POST /auth/logout-all revokes the user's OAuth2 grants too (revoke every credential)", async () => {
+  await using w = await openWorld();
+  const boss = await admin(w);
+  const tc = await registerClient(w, boss.token);
+  const user = await signUp(w.app);
+  const as = await discover(w.app);
+  const tokens = await codeFlow(w, as, tc, { email: user.user.email, password: GOOD_PASSWORD });
+  const res = await w.app.request("/auth/logout-all", {
+    method: "POST",
+    headers: bearer(user.access),
+  });
+  assertEquals(res.status, 204);
+  assertEquals(
+    (await w.app.request("/users/me", { headers: bearer(tokens.access_token) })).status,
+    401,
+  );
+  const refresh = await oauth.refreshTokenGrantRequest(
+    as,
+    tc.client,
+    tc.auth,
+    tokens.refresh_token!,
+    oauthOptions(w.app),
+  );
+  await assertOAuthError(refresh, 400, "invalid_grant");
+});
+
+Deno.test("an OAuth2 access token cannot manage sessions, keys or consents (user session only)", async () => {
+  await using w = await openWorld();
+  const boss = await admin(w);
+  const tc = await registerClient(w, boss.token, {
+    scopes: ["profile:read", "sessions:manage", "apikeys:manage"],
+  });
+  const user = await signUp(w.app);
+  const as = await discover(w.app);
+  const tokens = await codeFlow(
+    w,
+    as,
+    tc,
+    { email: user.user.email, password: GOOD_PASSWORD },
+    "profile:read sessions:manage apikeys:manage",
+  );
+  for (const path of ["/auth/sessions", "/api-keys", "/oauth2/consents"]) {
+    const res = await w.app.request(path, { headers: bearer(tokens.access_token) });
+    assertEquals(res.status, 403, path);
+  }
+  // A session access token is not an OAuth2 token: introspection calls it inactive.
+  const r = await post(
+    w,
+    "/oauth2/introspect",
+    { token: user.access },
+    basic(tc.client.client_id, tc.secret!),
+  );
+  assertEquals((await json(r)).active, false);
+});
