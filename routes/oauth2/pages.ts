@@ -76,7 +76,8 @@ export function loginPage(
     `<label for="email">Email</label><input id="email" name="email" type="email" autocomplete="username" required>` +
     `<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>` +
     `<button type="submit">Sign in</button></form>`;
-  return page(c, "Sign in", body, status, null);
+  // A remembered consent answers the login form with the redirect itself, so it is allowed too.
+  return page(c, "Sign in", body, status, view.request.redirect_uri);
 }
 
 /** The consent page: the requested scopes in words, approve or deny. */

@@ -39,6 +39,8 @@ Deno.test("GET /oauth2/authorize: full code+PKCE flow driven by oauth4webapi thr
       const csp = res.headers.get("content-security-policy") ?? "";
       assertMatch(csp, /style-src 'nonce-[A-Za-z0-9+/=]{20,}'/);
       assertMatch(csp, /frame-ancestors 'none'/);
+      // Forms post here; the redirect after them may only go to the client's origin.
+      assertMatch(csp, /form-action 'self' https:\/\/client\.example\.com;/);
       assert(!csp.includes("unsafe-inline"));
       assertEquals(res.headers.get("cache-control"), "no-store");
       assertEquals(res.headers.get("x-frame-options"), "DENY");
