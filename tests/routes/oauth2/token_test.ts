@@ -1,7 +1,7 @@
 import * as oauth from "oauth4webapi";
-import { assert, assertEquals } from "../../_helpers/assert.ts";
+import { assert, assertEquals, assertProblem } from "../../_helpers/assert.ts";
 import { GOOD_PASSWORD, signUp } from "../../_helpers/accounts.ts";
-import { bearer, json } from "../../_helpers/http.ts";
+import { bearer, json, peer } from "../../_helpers/http.ts";
 import {
   admin,
   authorizationRequest,
@@ -531,4 +531,77 @@ Deno.test("an OAuth2 access token cannot manage sessions, keys or consents (user
     basic(tc.client.client_id, tc.secret!),
   );
   assertEquals((await json(r)).active, false);
+});
+
+Deno.test("POST /oauth2/token is limited like login: per client across IPs, and per IP", async (t) => {
+  await using w = await openWorld({ env: { RATE_LIMIT_LOGIN: "3/minute" } });
+  const boss = await admin(w);
+  const tc = await registerClient(w, boss.token);
+  const other = await registerClient(w, boss.token);
+  const form = new URLSearchParams({ grant_type: "client_credentials" });
+  const ask = (c: TestClient, ip: string) =>
+    w.app.request("/oauth2/token", {
+      method: "POST",
+      headers: {
+        "content-type": "application/x-www-form-urlencoded",
+        ...basic(c.client.client_id, c.secret!),
+      },
+      body: form,
+    }, peer(ip));
+  await t.step("the client's own bucket holds across IPs", async () => {
+    for (let i = 0; i < 3; i++) assertEquals((await ask(tc, `192.0.2.${i + 1}`)).status, 200);
+    await assertProblem(await ask(tc, "192.0.2.99"), 429, "rate_limited");
+    // Another client is not affected.
+    assertEquals((await ask(other, "192.0.2.50")).status, 200);
+  });
+  await t.step("one IP's bucket holds across clients", async () => {
+    const third = await registerClient(w, boss.token);
+    for (let i = 0; i < 2; i++) assertEquals((await ask(third, "198.51.100.77")).status, 200);
+    assertEquals((await ask(other, "198.51.100.77")).status, 200);
+    await assertProblem(await ask(other, "198.51.100.77"), 429, "rate_limited");
+  });
+});
+
+Deno.test("concurrent use of one code or one refresh token: at most one wins, and a race revokes the grant", async () => {
+  await using w = await openWorld();
+  const boss = await admin(w);
+  const tc = await registerClient(w, boss.token);
+  const user = await signUp(w.app);
+  const creds = { email: user.user.email, password: GOOD_PASSWORD };
+  const as = await discover(w.app);
+  const auth = basic(tc.client.client_id, tc.secret!);
+  const { code, verifier } = await getCode(w, as, tc, creds);
+  const form = {
+    grant_type: "authorization_code",
+    code,
+    redirect_uri: REDIRECT_URI,
+    code_verifier: verifier,
+  };
+  const codeRuns = await Promise.all(
+    Array.from({ length: 5 }, () => post(w, "/oauth2/token", form, auth)),
+  );
+  assert(codeRuns.filter((r) => r.status === 200).length <= 1, "one code, at most one token");
+  const tokens = await codeFlow(w, as, tc, creds);
+  const refreshRuns = await Promise.all(
+    Array.from(
+      { length: 5 },
+      () =>
+        post(w, "/oauth2/token", {
+          grant_type: "refresh_token",
+          refresh_token: tokens.refresh_token!,
+        }, auth),
+    ),
+  );
+  const winners = refreshRuns.filter((r) => r.status === 200);
+  assert(winners.length <= 1, "one refresh token, at most one rotation");
+  // A copy was spent twice: the grant is gone, the winner's new token included.
+  for (const r of winners) {
+    const next = String((await json(r)).refresh_token);
+    await assertOAuthError(
+      await post(w, "/oauth2/token", { grant_type: "refresh_token", refresh_token: next }, auth),
+      400,
+      "invalid_grant",
+    );
+  }
+  for (const r of [...codeRuns, ...refreshRuns]) if (!r.bodyUsed) await r.body?.cancel();
 });
