@@ -75,7 +75,12 @@ export function authorizeRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
       }),
       async (c) => {
         try {
-          const params = Object.fromEntries(new URL(c.req.url).searchParams);
+          const query = new URL(c.req.url).searchParams;
+          const params = Object.fromEntries(query);
+          // RFC 6749 §3.1: no parameter may repeat; with two redirect_uris, neither is trusted.
+          if (Object.keys(params).length !== [...query.keys()].length) {
+            return errorPage(c, "A request parameter is repeated");
+          }
           return show(c, await oauth2.start(params, requestMeta(c)));
         } catch (error) {
           return pageErrors(c, error);

@@ -230,6 +230,14 @@ Deno.test("GET /oauth2/authorize refuses bad requests: never redirecting to an u
     },
   );
 
+  await t.step("a repeated parameter is an error page, not a redirect", async () => {
+    const res = await authorize((u) =>
+      u.searchParams.append("redirect_uri", "https://evil.example.net/")
+    );
+    assertEquals(res.status, 400);
+    assertEquals(res.headers.get("location"), null);
+  });
+
   await t.step("an unknown client is an error page", async () => {
     const res = await authorize((u) => u.searchParams.set("client_id", "nope-nope-nope"));
     assertEquals(res.status, 400);
