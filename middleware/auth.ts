@@ -2,6 +2,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import type { AuditService, RequestMeta } from "../services/core/audit.ts";
 import type { ApiKeyService } from "../services/api_keys/api_keys.ts";
 import type { AuthService, Principal, SessionPrincipal } from "../services/auth/auth.ts";
+import type { OAuthPrincipal } from "../services/auth/principal.ts";
 import { isEmailVerified } from "../services/identity/email_verification.ts";
 import {
   EmailUnverifiedError,
@@ -24,6 +25,11 @@ export interface AuthenticateOptions {
   apiKeys: ApiKeyService;
   /** Records authorization refusals (403) for security monitoring. */
   audit: AuditService;
+  /** Judges OAuth2 access tokens (`typ: at+jwt`, RFC 9068) presented as Bearer tokens. */
+  oauth2?: {
+    isOAuthToken(token: string): boolean;
+    authenticateAccessToken(token: string): Promise<OAuthPrincipal>;
+  };
 }
 
 /**
@@ -34,7 +40,7 @@ export interface AuthenticateOptions {
  * limiter that runs next charges it to the client IP.
  */
 export function authenticate(options: AuthenticateOptions): MiddlewareHandler<AppEnv> {
-  const { auth, audit, apiKeys } = options;
+  const { auth, audit, apiKeys, oauth2 } = options;
   return async function authenticate(c, next) {
     const header = c.req.header("authorization");
     c.set("principal", null);
@@ -58,6 +64,12 @@ export function authenticate(options: AuthenticateOptions): MiddlewareHandler<Ap
           });
         } else if (match === null) {
           throw new TokenInvalidError("Authorization must be a Bearer token");
+        } else if (oauth2?.isOAuthToken(match[1]!)) {
+          const principal = await oauth2.authenticateAccessToken(match[1]!);
+          c.set("principal", {
+            ...principal,
+            passwordExpired: auth.isPasswordExpired(principal.user),
+          });
         } else {
           const principal = await auth.authenticate(match[1]!);
           // Expiry is judged now, not only when the token was issued.
@@ -118,12 +130,12 @@ export function requirePrincipal(c: Context<AppEnv>): Principal {
 
 /**
  * Returns the caller when it holds a login session (Bearer token), refusing
- * API keys with 403: keys cannot manage keys, sessions or passwords.
+ * API keys and OAuth2 client tokens with 403: they cannot manage keys, sessions or passwords.
  */
 export function requireSession(c: Context<AppEnv>): SessionPrincipal {
   const principal = requirePrincipal(c);
   if (principal.kind !== "user") {
-    throw new ForbiddenError("This action needs a user session, not an API key");
+    throw new ForbiddenError("This action needs a user session, not an API key or client token");
   }
   return principal;
 }

@@ -23,13 +23,7 @@ const MAX_AGE = "86400";
  * Not `hono/cors`: it rebuilds every response and sends Allow-Credentials to refused origins too.
  */
 export function corsPolicy(options: CorsPolicyOptions): MiddlewareHandler<AppEnv> {
-  const matchers = options.origins.map(compileOrigin);
-  function allowed(origin: string | undefined): string | null {
-    if (origin === undefined) return null;
-    const normalized = normalizeOrigin(origin);
-    if (normalized === null) return null;
-    return matchers.some((m) => m(normalized)) ? normalized : null;
-  }
+  const allowed = originMatcher(options.origins);
   return async function corsPolicy(c, next) {
     const origin = allowed(c.req.header("origin"));
     const preflight = c.req.method === "OPTIONS" &&
@@ -53,6 +47,22 @@ export function corsPolicy(options: CorsPolicyOptions): MiddlewareHandler<AppEnv
       h.set("Access-Control-Allow-Credentials", "true");
       h.set("Access-Control-Expose-Headers", EXPOSE_HEADERS);
     }
+  };
+}
+
+/**
+ * The allowed-origin check of {@linkcode corsPolicy}, for other front-end origin decisions
+ * (`redirect_to` of upstream logins): the serialized origin when allowed, else null.
+ */
+export function originMatcher(
+  origins: readonly string[],
+): (origin: string | undefined) => string | null {
+  const matchers = origins.map(compileOrigin);
+  return function allowed(origin) {
+    if (origin === undefined) return null;
+    const normalized = normalizeOrigin(origin);
+    if (normalized === null) return null;
+    return matchers.some((m) => m(normalized)) ? normalized : null;
   };
 }
 

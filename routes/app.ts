@@ -16,6 +16,9 @@ import { docsRoutes } from "./docs.ts";
 import { emailVerificationRoutes } from "./email_verification.ts";
 import { healthRoutes } from "./health.ts";
 import { noteRoutes } from "./notes.ts";
+import { adminOAuth2ClientRoutes } from "./admin/oauth2_clients.ts";
+import { oauth2MetadataRoutes, oauth2Routes } from "./oauth2/mod.ts";
+import { providerRoutes } from "./providers.ts";
 import { passwordRoutes } from "./passwords.ts";
 import { sessionRoutes } from "./sessions.ts";
 import { uploadRoutes } from "./uploads.ts";
@@ -39,13 +42,19 @@ export function createApp(deps: Deps, services: Services = createServices(deps))
   app.use(bodyLimit({ maxBytes: config.bodyLimitBytes }));
   // authenticate runs before the limiter so an authenticated caller is keyed by
   // user id; it never refuses by itself, so a bad token still pays per IP.
-  app.use(authenticate({ auth: services.auth, apiKeys: services.apiKeys, audit: services.audit }));
+  app.use(authenticate({
+    auth: services.auth,
+    apiKeys: services.apiKeys,
+    audit: services.audit,
+    oauth2: services.oauth2,
+  }));
   app.use(rateLimit({ policy: services.rates }));
   app.use(enforcePasswordExpiry());
 
   app.route("/", healthRoutes(deps));
   app.route("/auth/sessions", sessionRoutes(deps, services));
   app.route("/auth/password", passwordRoutes(deps, services));
+  app.route("/auth/providers", providerRoutes(deps, services));
   app.route("/auth/verify-email", emailVerificationRoutes(deps, services));
   app.route("/auth", authRoutes(deps, services));
   app.route("/users", userRoutes(deps, services));
@@ -53,6 +62,9 @@ export function createApp(deps: Deps, services: Services = createServices(deps))
   app.route("/uploads", uploadRoutes(deps, services));
   app.route("/notes", noteRoutes(deps, services));
   app.route("/admin", adminRoutes(deps, services));
+  app.route("/oauth2", oauth2Routes(deps, services));
+  app.route("/.well-known", oauth2MetadataRoutes(deps, services));
+  app.route("/admin/oauth2/clients", adminOAuth2ClientRoutes(deps, services));
   app.route("/", docsRoutes(deps, app));
 
   app.onError(onError);

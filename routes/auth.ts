@@ -200,6 +200,16 @@ export function sendTokens(c: Context<AppEnv>, issued: IssuedTokens): Response {
     ...(issued.deviceToken === null ? {} : { device_token: issued.deviceToken }),
   };
   if (csrfToken === null) return c.json({ ...body, refresh_token: pair.refreshToken });
+  setSessionCookies(c, pair, csrfToken);
+  return c.json(body);
+}
+
+/** Sets the cookie-mode session cookies: the refresh token (HttpOnly) and the readable CSRF token. */
+export function setSessionCookies(
+  c: Context<AppEnv>,
+  pair: IssuedTokens["pair"],
+  csrfToken: string,
+): void {
   const base = {
     path: "/",
     secure: true,
@@ -209,7 +219,6 @@ export function sendTokens(c: Context<AppEnv>, issued: IssuedTokens): Response {
   } as const;
   setCookie(c, REFRESH_COOKIE, pair.refreshToken, { ...base, httpOnly: true });
   setCookie(c, CSRF_COOKIE, csrfToken, { ...base, httpOnly: false });
-  return c.json(body);
 }
 
 function clearAuthCookies(c: Context<AppEnv>): void {

@@ -23,12 +23,16 @@ import { createSessionService, type SessionService } from "./auth/sessions.ts";
 import { createTokenService, type TokenService } from "./auth/tokens.ts";
 import { createUploadService, type UploadService } from "./uploads/uploads.ts";
 import { createUserService, type UserService } from "./identity/users.ts";
+import { createOAuth2Service, type OAuth2Service } from "./oauth2/oauth2.ts";
+import { createUpstreamService, type UpstreamService } from "./oauth2/upstream/upstream.ts";
 import { type BackgroundTasks, createBackgroundTasks } from "./core/background.ts";
 import { createCredentialRevocation, type CredentialRevocation } from "./auth/revocation.ts";
 import {
   createEmailVerificationService,
   type EmailVerificationService,
+  isEmailVerified,
 } from "./identity/email_verification.ts";
+import { EmailUnverifiedError } from "./core/errors.ts";
 import { createMailBudget } from "./mail/mail_budget.ts";
 import { createRevocationFeed, type RevocationFeed } from "./core/revocation_feed.ts";
 import { createCredentialView, type CredentialView } from "./auth/credential_view.ts";
@@ -51,6 +55,8 @@ export interface Deps {
   readonly scanner?: VirusScanner | null;
   /** Where upload bytes go. @default the `UPLOAD_STORE` store (`UPLOAD_DIR`, or Deno KV) */
   readonly blobStore?: BlobStore;
+  /** HTTP client for upstream identity providers. @default the global `fetch` */
+  readonly fetch?: typeof globalThis.fetch;
 }
 
 /** Every service of one app instance. */
@@ -70,6 +76,8 @@ export interface Services {
   readonly view: CredentialView;
   readonly lockout: LockoutService;
   readonly notes: NoteService;
+  readonly oauth2: OAuth2Service;
+  readonly upstream: UpstreamService;
   readonly passwords: PasswordService;
   readonly policy: PasswordPolicy;
   readonly profiles: ProfileService;
@@ -125,7 +133,11 @@ export function createServices(deps: Deps): Services {
   const revocation = createCredentialRevocation({
     sessions,
     audit,
-    holders: [{ kind: "api_keys", revokeAllForUser: (id) => apiKeys.revokeAllForUser(id) }],
+    holders: [
+      { kind: "api_keys", revokeAllForUser: (id) => apiKeys.revokeAllForUser(id) },
+      // Built below (it needs auth, which needs this); only called once requests run.
+      { kind: "oauth2_grants", revokeAllForUser: (id) => oauth2.revokeAllForUser(id) },
+    ],
   });
   const lockout = createLockoutService({
     kv,
@@ -216,6 +228,34 @@ export function createServices(deps: Deps): Services {
     hasher,
     policy,
   });
+  const oauth2 = createOAuth2Service({
+    kv,
+    clock,
+    audit,
+    auth,
+    users,
+    rates,
+    accessKeys: config.accessKeys,
+    issuer: config.publicUrl,
+    accessTtlSeconds: config.oauth2AccessTokenMinutes * 60,
+    grantTtlSeconds: config.refreshTokenDays * 86_400,
+    // API.md: until verified, an account cannot grant OAuth2 consent.
+    assertMayGrantConsent: (user) => {
+      if (config.requireEmailVerification && !isEmailVerified(user)) {
+        throw new EmailUnverifiedError("Verify your email address before allowing applications");
+      }
+    },
+  });
+  const upstream = createUpstreamService({
+    kv,
+    clock,
+    audit,
+    auth,
+    users,
+    providers: config.oauthProviders,
+    publicUrl: config.publicUrl,
+    fetch: deps.fetch ?? globalThis.fetch,
+  });
   return {
     accounts,
     apiKeys,
@@ -229,6 +269,8 @@ export function createServices(deps: Deps): Services {
     view,
     lockout,
     notes: createNoteService({ kv, clock, audit, maxPerUser: config.maxNotesPerUser }),
+    oauth2,
+    upstream,
     passwords,
     policy,
     profiles: createProfileService({ users, audit }),

@@ -44,6 +44,10 @@ export interface Target {
   headers?: Record<string, string>;
   /** Per-request variants of this target (e.g. Bearer tokens); see {@linkcode MeasureOptions.rotate}. */
   rotate?: readonly RequestVariant[];
+  /** The method of this target, replacing the options' one. */
+  method?: string;
+  /** The body of this target, replacing the options' one. */
+  body?: string;
 }
 
 /** Callbacks around each run of {@linkcode measureAlternating}. */
@@ -336,6 +340,8 @@ export async function measureAlternating(
         ...options,
         ...(target.headers === undefined ? {} : { headers: target.headers }),
         ...(target.rotate === undefined ? {} : { rotate: target.rotate }),
+        ...(target.method === undefined ? {} : { method: target.method }),
+        ...(target.body === undefined ? {} : { body: target.body }),
       };
       hooks.before?.(target);
       const result = await measure(target.url, targetOptions);

@@ -31,6 +31,8 @@
  *           run), warm up once per server instead of before every run (more
  *           targets, same ~40 s) and print each best run's CPU per request by
  *           thread (event loop, KV's SQLite thread, other threads, the rest).
+ *   oauth2  `POST /oauth2/token` client_credentials (tokens/s, p99) and
+ *           `POST /oauth2/introspect` vs `GET /users/me` (goal: introspection ≥ 50%).
  *   uploads throughput of 1 MiB PNG uploads, and peak RSS growth while 8 uploads
  *           of 5 MiB stream at once (goal < 2× the bytes in flight); its own
  *           fixed sizes, independent of the settings below.
@@ -47,12 +49,13 @@
  *   --loader=X         BENCH_LOADER           auto  wrk | deno | auto (wrk, else deno)
  *   --bcrypt-rounds=N  BENCH_BCRYPT_ROUNDS    12    bcrypt cost of the auth section (10-31)
  *   --section=X        BENCH_SECTION          all   all | health | auth | ratelimit | apikeys
- *                                                   | uploads | search
+ *                                                   | oauth2 | uploads | search
  */
 import { type LoaderKind, type MeasureOptions, resolveLoader } from "./_measure.ts";
 import { apiKeySection } from "./apikeys.ts";
 import { authSection } from "./auth.ts";
 import { healthSection } from "./health.ts";
+import { oauth2Section } from "./oauth2.ts";
 import { rateLimitSection } from "./ratelimit.ts";
 import { searchSection } from "./search.ts";
 import { benchUploads } from "./uploads.ts";
@@ -64,6 +67,7 @@ export type SectionName =
   | "auth"
   | "ratelimit"
   | "apikeys"
+  | "oauth2"
   | "uploads"
   | "search";
 
@@ -73,6 +77,7 @@ const SECTIONS: readonly SectionName[] = [
   "auth",
   "ratelimit",
   "apikeys",
+  "oauth2",
   "uploads",
   "search",
 ];
@@ -192,6 +197,7 @@ async function main(): Promise<void> {
   if (runs("auth")) await authSection(settings, options);
   if (runs("ratelimit")) await rateLimitSection(settings, options);
   if (runs("apikeys")) await apiKeySection(settings, options);
+  if (runs("oauth2")) await oauth2Section(settings, options);
   if (runs("uploads")) await benchUploads();
   if (runs("search")) await searchSection(settings, options);
 }

@@ -103,6 +103,14 @@ export interface AuthService {
    */
   login(input: LoginInput, meta: RequestMeta): Promise<IssuedTokens>;
   /**
+   * Checks an email and password exactly as `login` does (lockout, progressive delays,
+   * dummy hash for unknown emails, audit) without starting a session: the OAuth2 login page.
+   *
+   * @throws {InvalidCredentialsError} | {AccountLockedError} | {LoginThrottledError}
+   * @throws {RateLimitedError} when the account's login bucket is empty
+   */
+  verifyPassword(email: string, password: string, meta: RequestMeta): Promise<UserRecord>;
+  /**
    * Spends a refresh token and returns a new pair. A spent token revokes its session.
    *
    * @throws {TokenInvalidError} | {TokenExpiredError} | {TokenRevokedError} | {CsrfError}
@@ -275,6 +283,54 @@ export function createAuthService(deps: AuthDeps): AuthService {
     checkCsrfBinding(session, input);
   }
 
+  /**
+   * The password check of every login form: per-account bucket, lockout and progressive
+   * delays, a dummy hash for unknown emails, audit. Returns the (rehashed) account.
+   */
+  async function checkPassword(
+    rawEmail: string,
+    password: string,
+    deviceToken: string | undefined,
+    meta: RequestMeta,
+  ): Promise<{ user: UserRecord; email: string; deviceId: string | null }> {
+    const email = normalizeEmail(rawEmail);
+    const deviceId = deviceToken === undefined ? null : deps.devices.verify(deviceToken, email);
+    const subject = { account: email, deviceId };
+    await deps.rates.checkAccount(
+      deviceId === null ? "login" : "login_device",
+      deviceId ?? email,
+      meta,
+    );
+    // Known and unknown emails go through the same lockout, so it reveals nothing.
+    await lockout.begin(subject, meta);
+    const user = await users.getUserByEmail(email);
+    // Unknown emails still pay for one bcrypt run at the same cost (no timing oracle).
+    const ok = await hasher.verify(password, user?.password_hash ?? await hasher.dummyHash());
+    if (user === null || !ok || user.disabled) {
+      const reason = user === null ? "unknown_email" : !ok ? "wrong_password" : "account_disabled";
+      await lockout.recordFailure(subject, meta);
+      await audit.record({
+        type: "auth.login",
+        outcome: "failure",
+        userId: user?.id,
+        meta,
+        details: { reason, trusted_device: deviceId !== null },
+        // A guessing run from one network is one record a minute per account, with its count.
+        // The key holds a digest: emails typed by attackers are never stored.
+        sample: { key: `${clientBucketKey(meta.ip)}|${sha256(email).slice(0, 16)}` },
+      });
+      throw new InvalidCredentialsError("Invalid email or password");
+    }
+    await lockout.recordSuccess(subject);
+    let current = user;
+    if (hasher.needsRehash(user.password_hash)) {
+      const upgraded = await hasher.hash(password);
+      current = await users.updateUser(user.id, (u) => ({ ...u, password_hash: upgraded })) ??
+        user;
+    }
+    return { user: current, email, deviceId };
+  }
+
   const service: AuthService = {
     isPasswordExpired(user) {
       return passwordExpired(user, clock.now());
@@ -321,53 +377,19 @@ export function createAuthService(deps: AuthDeps): AuthService {
     },
 
     async login(input, meta) {
-      const email = normalizeEmail(input.email);
-      const deviceId = input.deviceToken === undefined
-        ? null
-        : deps.devices.verify(input.deviceToken, email);
-      const subject = { account: email, deviceId };
-      await deps.rates.checkAccount(
-        deviceId === null ? "login" : "login_device",
-        deviceId ?? email,
+      const { user, email, deviceId } = await checkPassword(
+        input.email,
+        input.password,
+        input.deviceToken,
         meta,
       );
-      // Known and unknown emails go through the same lockout, so it reveals nothing.
-      await lockout.begin(subject, meta);
-      const user = await users.getUserByEmail(email);
-      // Unknown emails still pay for one bcrypt run at the same cost (no timing oracle).
-      const ok = await hasher.verify(
-        input.password,
-        user?.password_hash ?? await hasher.dummyHash(),
-      );
-      if (user === null || !ok || user.disabled) {
-        const reason = user === null
-          ? "unknown_email"
-          : !ok
-          ? "wrong_password"
-          : "account_disabled";
-        await lockout.recordFailure(subject, meta);
-        await audit.record({
-          type: "auth.login",
-          outcome: "failure",
-          userId: user?.id,
-          meta,
-          details: { reason, trusted_device: deviceId !== null },
-          // A guessing run from one network is one record a minute per account, with its count.
-          // The key holds a digest: emails typed by attackers are never stored.
-          sample: { key: `${clientBucketKey(meta.ip)}|${sha256(email).slice(0, 16)}` },
-        });
-        throw new InvalidCredentialsError("Invalid email or password");
-      }
-      await lockout.recordSuccess(subject);
-      let current = user;
-      if (hasher.needsRehash(user.password_hash)) {
-        const upgraded = await hasher.hash(input.password);
-        current = await users.updateUser(user.id, (u) => ({ ...u, password_hash: upgraded })) ??
-          user;
-      }
-      const issued = await service.startSession(current, input, meta);
+      const issued = await service.startSession(user, input, meta);
       // This client has now proven the account: its future failures are judged apart.
       return { ...issued, deviceToken: deps.devices.issue(email, deviceId) };
+    },
+
+    async verifyPassword(email, password, meta) {
+      return (await checkPassword(email, password, undefined, meta)).user;
     },
 
     async startSession(user, options, meta) {

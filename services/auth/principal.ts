@@ -31,5 +31,22 @@ export interface ApiKeyPrincipal {
   user: UserRecord;
 }
 
+/** A caller holding an OAuth2 access token (RFC 9068) a user granted to a client. */
+export interface OAuthPrincipal {
+  kind: "oauth2";
+  userId: string;
+  clientId: string;
+  grantId: string;
+  jti: string;
+  role: Role;
+  /** The token's scopes, never more than the user's role holds now. */
+  scopes: ReadonlySet<string>;
+  /** The user's password has expired: the token may do nothing until it is changed. */
+  passwordExpired: boolean;
+  expiresAt: Date;
+  /** The account as read with the grant check. */
+  user: UserRecord;
+}
+
 /** The authenticated caller, as routes and guards see it. */
-export type Principal = SessionPrincipal | ApiKeyPrincipal;
+export type Principal = SessionPrincipal | ApiKeyPrincipal | OAuthPrincipal;

@@ -9,6 +9,7 @@ import { parse as parseDotEnv } from "dotenv";
 import type { Config, UploadExtension } from "./model.ts";
 import { checkSettings, ENV_SCHEMA, fileSettingNames, settingEntries } from "./settings.ts";
 import { ConfigError, type ConfigIo, readFileSetting, resolveKeyrings } from "./secrets.ts";
+import { parseProviders } from "./providers.ts";
 
 export {
   type AppEnvName,
@@ -19,6 +20,7 @@ export {
   type SecretKey,
   UPLOADABLE_EXTENSIONS,
   type UploadExtension,
+  type UpstreamProviderConfig,
 } from "./model.ts";
 export { isOriginPattern } from "./settings.ts";
 export { ConfigError, type ConfigIo } from "./secrets.ts";
@@ -174,6 +176,7 @@ export function loadConfig(
 
   const rings = resolveKeyrings(e, e.APP_ENV, io, `${e.DATA_DIR}/dev-secrets.json`, problems);
   problems.push(...checkSettings(e, { production, raw: env }));
+  const oauthProviders = parseProviders(e.OAUTH_PROVIDERS, io, production, problems);
   if (problems.length > 0) throw new ConfigError(problems);
 
   const scheme = e.TLS_CERT_FILE === undefined ? "http" : "https";
@@ -209,6 +212,8 @@ export function loadConfig(
       : new TextEncoder().encode(e.API_KEY_PEPPER),
     maxApiKeysPerUser: e.MAX_API_KEYS_PER_USER,
     maxNotesPerUser: e.MAX_NOTES_PER_USER,
+    oauth2AccessTokenMinutes: e.OAUTH2_ACCESS_TOKEN_MINUTES,
+    oauthProviders: Object.freeze(oauthProviders),
     rateLimits: Object.freeze({
       enabled: e.RATE_LIMIT_ENABLED,
       login: e.RATE_LIMIT_LOGIN,

@@ -43,6 +43,26 @@ export interface RateLimitSettings {
   readonly burst: number;
 }
 
+/** One upstream identity provider ("log in with …"), resolved from `OAUTH_PROVIDERS`. */
+export interface UpstreamProviderConfig {
+  readonly name: string;
+  readonly displayName: string;
+  /** "oidc": ID token checked via JWKS; "github": plain OAuth2 and GitHub's user API. */
+  readonly kind: "oidc" | "github";
+  /** OIDC issuer (discovery, and the ID token's `iss`); null for GitHub. */
+  readonly issuer: string | null;
+  /** Explicit endpoints; null means OpenID Connect discovery from `issuer`. */
+  readonly endpoints: {
+    readonly authorization: string;
+    readonly token: string;
+    readonly userinfo: string | null;
+    readonly jwks: string | null;
+  } | null;
+  readonly clientId: string;
+  readonly clientSecret: string;
+  readonly scopes: readonly string[];
+}
+
 /** The resolved, validated settings every layer below `main.ts` reads. */
 export interface Config {
   readonly appEnv: AppEnvName;
@@ -96,6 +116,10 @@ export interface Config {
   readonly maxApiKeysPerUser: number;
   /** Notes one user may hold; bounds a search of one user's notes. @default 1000 */
   readonly maxNotesPerUser: number;
+  /** Lifetime of OAuth2 access tokens (RFC 9700 §4.10: short). @default 10 */
+  readonly oauth2AccessTokenMinutes: number;
+  /** Upstream "log in with" providers. @default none */
+  readonly oauthProviders: readonly UpstreamProviderConfig[];
   /** Rate limits as `N/unit` (API.md defaults); burst is the bucket size multiplier. */
   readonly rateLimits: RateLimitSettings;
   /** bcrypt cost; OWASP Password Storage Cheat Sheet asks for at least 10. @default 12 */

@@ -31,6 +31,7 @@ import { HTTP_SETTINGS } from "./settings/http.ts";
 import { LIMIT_SETTINGS } from "./settings/limits.ts";
 import { MAIL_SETTINGS } from "./settings/mail.ts";
 import { NOTE_SETTINGS } from "./settings/notes.ts";
+import { OAUTH2_SETTINGS } from "./settings/oauth2.ts";
 import { RUNTIME_SETTINGS } from "./settings/runtime.ts";
 import { UPLOAD_SETTINGS } from "./settings/uploads.ts";
 
@@ -45,6 +46,7 @@ export const SETTINGS = {
   ...LIMIT_SETTINGS,
   ...API_KEY_SETTINGS,
   ...NOTE_SETTINGS,
+  ...OAUTH2_SETTINGS,
   ...HTTP_SETTINGS,
   ...UPLOAD_SETTINGS,
 };

@@ -39,6 +39,22 @@ export const AUDIT_EVENT_TYPES = [
   "admin.user_created",
   "admin.user_updated",
   "admin.user_unlocked",
+  "oauth2.client_created",
+  "oauth2.client_deleted",
+  "oauth2.client_auth_failed",
+  "oauth2.consent_granted",
+  "oauth2.consent_denied",
+  "oauth2.consent_revoked",
+  "oauth2.code_issued",
+  "oauth2.code_redeemed",
+  "oauth2.code_replayed",
+  "oauth2.token_issued",
+  "oauth2.token_refreshed",
+  "oauth2.refresh_reuse_detected",
+  "oauth2.token_revoked",
+  "oauth2.grants_revoked",
+  "upstream.login",
+  "upstream.linked",
 ] as const;
 
 /** One audit event type. */

@@ -155,6 +155,113 @@ export function uploadBlobsPendingPrefix(): ["upload_blobs_pending"] {
   return ["upload_blobs_pending"];
 }
 
+/** An OAuth2 client registered by an admin (never its secret, only the secret's hash). */
+export function oauth2ClientKey(clientId: string): ["oauth2_clients", string] {
+  return ["oauth2_clients", clientId];
+}
+
+/** Prefix of every OAuth2 client record. */
+export function oauth2ClientsPrefix(): ["oauth2_clients"] {
+  return ["oauth2_clients"];
+}
+
+/** A pending authorization request (between `/oauth2/authorize` and the consent answer). */
+export function oauth2RequestKey(requestId: string): ["oauth2_requests", string] {
+  return ["oauth2_requests", requestId];
+}
+
+/** An authorization code, by the SHA-256 of the code. */
+export function oauth2CodeKey(codeHash: string): ["oauth2_codes", string] {
+  return ["oauth2_codes", codeHash];
+}
+
+/** A redeemed code's grant id, kept so a replay can revoke what the code issued. */
+export function oauth2SpentCodeKey(codeHash: string): ["oauth2_codes_spent", string] {
+  return ["oauth2_codes_spent", codeHash];
+}
+
+/** A grant: what one authorization (or refresh chain) may do; its tokens die with it. */
+export function oauth2GrantKey(grantId: string): ["oauth2_grants", string] {
+  return ["oauth2_grants", grantId];
+}
+
+/** One-to-many index: user → grant ids. */
+export function oauth2GrantByUserKey(
+  userId: string,
+  grantId: string,
+): ["oauth2_grants_by_user", string, string] {
+  return ["oauth2_grants_by_user", userId, grantId];
+}
+
+/** Prefix of every grant index entry of one user. */
+export function oauth2GrantsByUserPrefix(userId: string): ["oauth2_grants_by_user", string] {
+  return ["oauth2_grants_by_user", userId];
+}
+
+/** One-to-many index: client → grant ids. */
+export function oauth2GrantByClientKey(
+  clientId: string,
+  grantId: string,
+): ["oauth2_grants_by_client", string, string] {
+  return ["oauth2_grants_by_client", clientId, grantId];
+}
+
+/** Prefix of every grant index entry of one client. */
+export function oauth2GrantsByClientPrefix(clientId: string): ["oauth2_grants_by_client", string] {
+  return ["oauth2_grants_by_client", clientId];
+}
+
+/** An OAuth2 refresh token, by the SHA-256 of the token. */
+export function oauth2RefreshKey(tokenHash: string): ["oauth2_refresh_tokens", string] {
+  return ["oauth2_refresh_tokens", tokenHash];
+}
+
+/** Blacklist entry of a revoked OAuth2 access-token `jti` (RFC 7009). */
+export function oauth2RevokedJtiKey(jti: string): ["oauth2_revoked_jtis", string] {
+  return ["oauth2_revoked_jtis", jti];
+}
+
+/** A remembered consent of one user to one client. */
+export function oauth2ConsentKey(
+  userId: string,
+  clientId: string,
+): ["oauth2_consents", string, string] {
+  return ["oauth2_consents", userId, clientId];
+}
+
+/** Prefix of every consent of one user. */
+export function oauth2ConsentsByUserPrefix(userId: string): ["oauth2_consents", string] {
+  return ["oauth2_consents", userId];
+}
+
+/** Index: client → users who consented to it (value: the user id). */
+export function oauth2ConsentByClientKey(
+  clientId: string,
+  userId: string,
+): ["oauth2_consents_by_client", string, string] {
+  return ["oauth2_consents_by_client", clientId, userId];
+}
+
+/** Prefix of every consent index entry of one client. */
+export function oauth2ConsentsByClientPrefix(
+  clientId: string,
+): ["oauth2_consents_by_client", string] {
+  return ["oauth2_consents_by_client", clientId];
+}
+
+/** A pending upstream-provider login, by the SHA-256 of its `state`. */
+export function upstreamStateKey(stateHash: string): ["upstream_states", string] {
+  return ["upstream_states", stateHash];
+}
+
+/** Link of an upstream account (provider, subject) to a Bulwark user id. */
+export function upstreamLinkKey(
+  provider: string,
+  subject: string,
+): ["upstream_links", string, string] {
+  return ["upstream_links", provider, subject];
+}
+
 /** A pending email-verification token, by the SHA-256 of the token. */
 export function emailVerificationKey(tokenHash: string): ["email_verifications", string] {
   return ["email_verifications", tokenHash];

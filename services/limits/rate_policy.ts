@@ -26,7 +26,7 @@ export function clientBucketKey(ip: string): string {
 }
 
 /** What a per-account login-class bucket is spent on. */
-export type AccountPurpose = "login" | "login_device" | "register" | "forgot";
+export type AccountPurpose = "login" | "login_device" | "register" | "forgot" | "oauth2_client";
 
 /** Which budget a request draws on. */
 export type RateTier = "login" | "uploads" | "general";

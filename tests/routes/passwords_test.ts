@@ -190,7 +190,7 @@ Deno.test("POST /auth/password/reset sets the password, revokes sessions, clears
     const events = await auditEvents(w.kv, "password.reset");
     assertEquals(events.length, 1);
     assertEquals(events[0]?.user_id, s.id);
-    assertEquals(events[0]?.details, { revoked: { sessions: 2, api_keys: 0 } });
+    assertEquals(events[0]?.details, { revoked: { sessions: 2, api_keys: 0, oauth2_grants: 0 } });
   });
   await t.step("the token is single use: a second use is 400 reset_token_invalid", async () => {
     await assertProblem(await reset(w, token, PW2), 400, "reset_token_invalid");

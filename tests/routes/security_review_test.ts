@@ -60,7 +60,12 @@ Deno.test("account recovery revokes every credential (credentials outlive accoun
   });
   await t.step("the reset is audited with what it revoked", async () => {
     const [event] = await auditEvents(w.kv, "credentials.revoked_all");
-    assertEquals(event?.details, { reason: "password_reset", sessions: 1, api_keys: 1 });
+    assertEquals(event?.details, {
+      reason: "password_reset",
+      sessions: 1,
+      api_keys: 1,
+      oauth2_grants: 0,
+    });
   });
   await t.step("a successful reset also verifies the address", async () => {
     const me = await tokenPair(await login(w.app, { ...attacker.user, password: NEW_PASSWORD }));

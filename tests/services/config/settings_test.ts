@@ -25,6 +25,15 @@ const SAMPLES: Record<string, { value: string; hidden: string[] }> = {
   },
   API_KEY_PEPPER: { value: "p".repeat(40), hidden: ["p".repeat(40)] },
   CORS_ORIGINS: { value: "https://app.example.com", hidden: [] },
+  OAUTH_PROVIDERS: {
+    value: JSON.stringify([{
+      name: "corp",
+      issuer: "https://id.example.com",
+      client_id: "bulwark",
+      client_secret: "upstreamsecret0123456789",
+    }]),
+    hidden: ["upstreamsecret0123456789"],
+  },
 };
 
 function problemsOf(env: Record<string, string | undefined>): readonly string[] {
@@ -79,6 +88,8 @@ Deno.test("check-config prints these keys, in this order", () => {
     "API_KEY_HASH",
     "MAX_API_KEYS_PER_USER",
     "MAX_NOTES_PER_USER",
+    "OAUTH2_ACCESS_TOKEN_MINUTES",
+    "OAUTH_PROVIDERS",
     "CORS_ORIGINS",
     "TRUST_PROXY",
     "BODY_LIMIT_BYTES",
