@@ -96,6 +96,7 @@ export function createServices(deps: Deps): Services {
   const budget = createMailBudget({
     kv,
     clock,
+    audit,
     minIntervalMs: config.mailAccountIntervalMinutes * 60_000,
     perDay: config.mailAccountDailyLimit,
   });

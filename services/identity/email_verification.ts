@@ -1,7 +1,7 @@
 import type { AuditService, RequestMeta } from "../core/audit.ts";
 import type { BackgroundTasks } from "../core/background.ts";
 import type { Clock } from "../core/clock.ts";
-import { randomSecret, sha256 } from "../core/crypto.ts";
+import { createMailedTokens, type MailedTokenRecord } from "../core/mailed_tokens.ts";
 import { VerificationTokenInvalidError } from "../core/errors.ts";
 import { emailVerificationByUserKey, emailVerificationKey } from "../core/kv_keys.ts";
 import type { MailBudget } from "../mail/mail_budget.ts";
@@ -37,15 +37,10 @@ export interface EmailVerificationDeps {
   ttlSeconds?: number;
 }
 
-interface VerificationRecord {
-  user_id: string;
+interface VerificationRecord extends MailedTokenRecord {
   /** The address the link was sent to: a link for an old address verifies nothing. */
   email: string;
-  expires_at: string;
 }
-
-/** A verification token is 32 random bytes, base64url. */
-const TOKEN = /^[A-Za-z0-9_-]{43}$/;
 
 /** True when the account's current address has been proven. */
 export function isEmailVerified(user: UserRecord): boolean {
@@ -58,36 +53,20 @@ export function createEmailVerificationService(
 ): EmailVerificationService {
   const { kv, clock, audit } = deps;
   const ttlSeconds = deps.ttlSeconds ?? 86_400;
+  const tokens = createMailedTokens<VerificationRecord>({
+    kv,
+    clock,
+    ttlMs: ttlSeconds * 1000,
+    tokenKey: emailVerificationKey,
+    byUserKey: emailVerificationByUserKey,
+  });
 
   async function send(user: UserRecord, meta: RequestMeta): Promise<void> {
-    if (!await deps.budget.take("email_verification", user.id)) {
-      await audit.record({
-        type: "mail.suppressed",
-        outcome: "failure",
-        userId: user.id,
-        meta,
-        details: { purpose: "email_verification", reason: "budget" },
-      });
-      return;
-    }
-    const token = randomSecret();
-    const hash = sha256(token);
-    const now = clock.now();
-    const record: VerificationRecord = {
-      user_id: user.id,
-      email: user.email,
-      expires_at: new Date(now.getTime() + ttlSeconds * 1000).toISOString(),
-    };
-    const expireIn = ttlSeconds * 1000;
+    if (!await deps.budget.take("email_verification", user.id, meta)) return;
     // One live link per user: a newer request replaces the older one.
-    const previous = await kv.get<string>(emailVerificationByUserKey(user.id));
-    const op = kv.atomic()
-      .check(previous)
-      .set(emailVerificationKey(hash), record, { expireIn })
-      .set(emailVerificationByUserKey(user.id), hash, { expireIn });
-    if (previous.value !== null) op.delete(emailVerificationKey(previous.value));
+    const token = await tokens.issue({ user_id: user.id, email: user.email });
     // A concurrent request for the same user won; it sends its own mail.
-    if (!(await op.commit()).ok) return;
+    if (token === null) return;
     await audit.record({
       type: "email.verification_requested",
       outcome: "success",
@@ -115,15 +94,10 @@ export function createEmailVerificationService(
       const invalid = new VerificationTokenInvalidError(
         "The verification token is invalid or has expired",
       );
-      if (!TOKEN.test(token)) throw invalid;
-      const key = emailVerificationKey(sha256(token));
-      const entry = await kv.get<VerificationRecord>(key);
-      const now = clock.now();
-      if (entry.value === null || new Date(entry.value.expires_at) <= now) throw invalid;
+      const entry = await tokens.find(token);
+      if (entry === null || !await tokens.spend(entry)) throw invalid;
       const { user_id: userId, email } = entry.value;
-      const spent = await kv.atomic().check(entry).delete(key)
-        .delete(emailVerificationByUserKey(userId)).commit();
-      if (!spent.ok) throw invalid;
+      const now = clock.now();
       let stale = false;
       const updated = await deps.users.updateUser(userId, (u) => {
         stale = u.email !== email;

@@ -7,7 +7,7 @@ import {
   ResetTokenInvalidError,
   TokenRevokedError,
 } from "../core/errors.ts";
-import { randomSecret, sha256 } from "../core/crypto.ts";
+import { createMailedTokens, type MailedTokenRecord } from "../core/mailed_tokens.ts";
 import { passwordResetByUserKey, passwordResetKey } from "../core/kv_keys.ts";
 import type { LockoutService } from "../auth/lockout.ts";
 import type { BackgroundTasks } from "../core/background.ts";
@@ -80,17 +80,16 @@ export interface PasswordDeps {
   historySize: number;
 }
 
-interface ResetRecord {
-  user_id: string;
-  expires_at: string;
-}
-
-/** A reset token is 32 random bytes, base64url. */
-const RESET_TOKEN = /^[A-Za-z0-9_-]{43}$/;
-
 /** Creates the password service. */
 export function createPasswordService(deps: PasswordDeps): PasswordService {
   const { kv, clock, hasher, users, audit } = deps;
+  const resetTokens = createMailedTokens<MailedTokenRecord>({
+    kv,
+    clock,
+    ttlMs: deps.resetTtlSeconds * 1000,
+    tokenKey: passwordResetKey,
+    byUserKey: passwordResetByUserKey,
+  });
 
   /** Refuses a password equal to the current one or one of the stored earlier ones. */
   async function assertNotReused(user: UserRecord, password: string): Promise<void> {
@@ -132,34 +131,12 @@ export function createPasswordService(deps: PasswordDeps): PasswordService {
       });
       return;
     }
-    if (!await deps.budget.take("password_reset", user.id)) {
-      // Still 202 to the caller; one mail per 5 minutes and 10 a day reach the inbox.
-      await audit.record({
-        type: "mail.suppressed",
-        outcome: "failure",
-        userId: user.id,
-        meta,
-        details: { purpose: "password_reset", reason: "budget" },
-      });
-      return;
-    }
-    const token = randomSecret();
-    const hash = sha256(token);
-    const now = clock.now();
-    const expiresAt = new Date(now.getTime() + deps.resetTtlSeconds * 1000);
-    const expireIn = deps.resetTtlSeconds * 1000;
+    // Still 202 to the caller; one mail per 5 minutes and 10 a day reach the inbox.
+    if (!await deps.budget.take("password_reset", user.id, meta)) return;
     // A newer request replaces the older token: only one is live per user.
-    const previous = await kv.get<string>(passwordResetByUserKey(user.id));
-    const op = kv.atomic()
-      .check(previous)
-      .set(
-        passwordResetKey(hash),
-        { user_id: user.id, expires_at: expiresAt.toISOString() } satisfies ResetRecord,
-        { expireIn },
-      )
-      .set(passwordResetByUserKey(user.id), hash, { expireIn });
-    if (previous.value !== null) op.delete(passwordResetKey(previous.value));
-    if (!(await op.commit()).ok) return; // A concurrent request for the same user won; it sends its own mail.
+    const token = await resetTokens.issue({ user_id: user.id });
+    // A concurrent request for the same user won; it sends its own mail.
+    if (token === null) return;
     await audit.record({
       type: "password.reset_requested",
       outcome: "success",
@@ -203,20 +180,14 @@ export function createPasswordService(deps: PasswordDeps): PasswordService {
 
     async resetPassword(token, newPassword, meta) {
       const invalid = new ResetTokenInvalidError("The reset token is invalid or has expired");
-      if (!RESET_TOKEN.test(token)) throw invalid;
-      const entry = await kv.get<ResetRecord>(passwordResetKey(sha256(token)));
-      if (entry.value === null || new Date(entry.value.expires_at) <= clock.now()) throw invalid;
+      const entry = await resetTokens.find(token);
+      if (entry === null) throw invalid;
       const user = await users.getUser(entry.value.user_id);
       if (user === null || user.disabled) throw invalid;
       // Check the new password before spending the token, so a refused one can be retried.
       deps.policy.assert(newPassword, [user.email, user.display_name ?? ""], "new_password");
       await assertNotReused(user, newPassword);
-      const spent = await kv.atomic()
-        .check(entry)
-        .delete(passwordResetKey(sha256(token)))
-        .delete(passwordResetByUserKey(user.id))
-        .commit();
-      if (!spent.ok) throw invalid;
+      if (!await resetTokens.spend(entry)) throw invalid;
       // Following the mailed link proves the address, too.
       await setPassword(user, newPassword, true);
       // Recovery must leave nothing behind that still authenticates (security review #10,

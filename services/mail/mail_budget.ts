@@ -1,3 +1,4 @@
+import type { AuditService, RequestMeta } from "../core/audit.ts";
 import type { Clock } from "../core/clock.ts";
 import { LoginThrottledError } from "../core/errors.ts";
 import { commitOrRetry, RETRY, retryOnConflict } from "../core/kv.ts";
@@ -8,14 +9,18 @@ export type MailPurpose = "password_reset" | "email_verification";
 
 /** Limits how often one account is mailed, so a public endpoint cannot flood its inbox. */
 export interface MailBudget {
-  /** Takes one mail from the account's budget: false when it is spent (nothing is written). */
-  take(purpose: MailPurpose, userId: string): Promise<boolean>;
+  /**
+   * Takes one mail from the account's budget; false when it is spent, and the
+   * mail that will not be sent is audited (`mail.suppressed`).
+   */
+  take(purpose: MailPurpose, userId: string, meta: RequestMeta): Promise<boolean>;
 }
 
 /** Dependencies of {@linkcode createMailBudget}. */
 export interface MailBudgetDeps {
   kv: Deno.Kv;
   clock: Clock;
+  audit: AuditService;
   /** Least time between two mails of one purpose to one account. @default 5 minutes */
   minIntervalMs?: number;
   /** Most mails of one purpose to one account per 24 hours. @default 10 */
@@ -38,9 +43,9 @@ export function createMailBudget(deps: MailBudgetDeps): MailBudget {
   const minIntervalMs = deps.minIntervalMs ?? 5 * 60_000;
   const perDay = deps.perDay ?? 10;
   return {
-    async take(purpose, userId) {
+    async take(purpose, userId, meta) {
       const key = mailBudgetKey(purpose, userId);
-      return await retryOnConflict(async (attempt) => {
+      const granted = await retryOnConflict(async (attempt) => {
         const entry = await deps.kv.get<BudgetState>(key);
         const now = deps.clock.now().getTime();
         const state = entry.value;
@@ -60,6 +65,16 @@ export function createMailBudget(deps: MailBudgetDeps): MailBudget {
       }, {
         exhausted: () => new LoginThrottledError("Too many concurrent requests", { retryAfter: 1 }),
       });
+      if (!granted) {
+        await deps.audit.record({
+          type: "mail.suppressed",
+          outcome: "failure",
+          userId,
+          meta,
+          details: { purpose, reason: "budget" },
+        });
+      }
+      return granted;
     },
   };
 }
