@@ -18,6 +18,10 @@ import { createSessionService, type SessionService } from "./auth/sessions.ts";
 import { createTokenService, type TokenService } from "./auth/tokens.ts";
 import { createUploadService, type UploadService } from "./uploads/uploads.ts";
 import { createUserService, type UserService } from "./identity/users.ts";
+import { type Alerter, createAlerter } from "./ops/alerts.ts";
+import { type BlockService, createBlockService } from "./ops/blocks.ts";
+import { createIntrusionDetector, type IntrusionDetector, resolveRules } from "./ops/intrusion.ts";
+import { createNoopMetrics, type Metrics } from "./ops/metrics.ts";
 
 /** The injected dependencies every service is built from. */
 export interface Deps {
@@ -36,6 +40,16 @@ export interface Deps {
   readonly scanner?: VirusScanner | null;
   /** Where upload bytes go. @default the `UPLOAD_STORE` store (`UPLOAD_DIR`, or Deno KV) */
   readonly blobStore?: BlobStore;
+  /** Metrics of this runtime (its own registry). @default metrics that record nothing */
+  readonly metrics?: Metrics;
+}
+
+/** Security operations of one runtime: metrics, alerts, blocks and lockdown, intrusion rules. */
+export interface OpsServices {
+  readonly metrics: Metrics;
+  readonly alerts: Alerter;
+  readonly blocks: BlockService;
+  readonly intrusion: IntrusionDetector;
 }
 
 /** Every service of one app instance. */
@@ -51,12 +65,21 @@ export interface Services {
   readonly tokens: TokenService;
   readonly uploads: UploadService;
   readonly users: UserService;
+  readonly ops: OpsServices;
 }
 
 /** Wires the services from injected dependencies; nothing is shared between two calls. */
 export function createServices(deps: Deps): Services {
   const { config, kv, clock, logger, hasher } = deps;
-  const audit = createAuditService({ kv, clock, logger });
+  const metrics = deps.metrics ?? createNoopMetrics();
+  const audit = createAuditService({
+    kv,
+    clock,
+    logger,
+    retentionDays: config.auditRetentionDays,
+    signingKey: config.auditSigningKey,
+  });
+  audit.subscribe((event) => metrics.auditEvent(event));
   const policy = deps.policy ?? createPasswordPolicy();
   const accessTtlSeconds = config.accessTokenMinutes * 60;
   const tokens = createTokenService({
@@ -138,7 +161,27 @@ export function createServices(deps: Deps): Services {
     allowedExtensions: config.uploadAllowedExtensions,
     quotaBytes: config.uploadQuotaBytes,
   });
+  const alerts = createAlerter({
+    url: config.alertWebhookUrl,
+    secret: config.alertWebhookSecret,
+    kv,
+    clock,
+    logger,
+    metrics,
+  });
+  const blocks = createBlockService({ kv, clock, audit, logger, metrics, users, lockout });
+  const intrusion = createIntrusionDetector({
+    kv,
+    clock,
+    logger,
+    audit,
+    alerter: alerts,
+    blocks,
+    metrics,
+    rules: config.intrusionDetection ? resolveRules(config.intrusionRules) : [],
+  });
   return {
+    ops: { metrics, alerts, blocks, intrusion },
     apiKeys,
     audit,
     auth,

@@ -23,6 +23,8 @@ export interface LockoutService {
   recordSuccess(account: string): Promise<void>;
   /** Clears the count and any lock (password reset, admin unlock). */
   clear(account: string): Promise<void>;
+  /** Locks `account` for `ms` whatever its count (operator or intrusion-rule block). */
+  lockFor(account: string, ms: number): Promise<void>;
 }
 
 /** Options of {@linkcode createLockoutService}. */
@@ -181,6 +183,21 @@ export function createLockoutService(deps: LockoutDeps): LockoutService {
 
     async clear(account) {
       await kv.delete(loginFailuresKey(account));
+    },
+
+    async lockFor(account, ms) {
+      const now = clock.now().getTime();
+      await kv.set(
+        loginFailuresKey(account),
+        {
+          ...EMPTY,
+          failures: maxFailures,
+          locked_until_ms: now + ms,
+          // The block itself is audited by whoever set it.
+          lock_audited: true,
+        } satisfies FailureState,
+        { expireIn: ms },
+      );
     },
   };
 

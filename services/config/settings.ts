@@ -30,6 +30,7 @@ import { AUTH_SETTINGS } from "./settings/auth.ts";
 import { HTTP_SETTINGS } from "./settings/http.ts";
 import { LIMIT_SETTINGS } from "./settings/limits.ts";
 import { MAIL_SETTINGS } from "./settings/mail.ts";
+import { OPS_SETTINGS } from "./settings/ops.ts";
 import { RUNTIME_SETTINGS } from "./settings/runtime.ts";
 import { UPLOAD_SETTINGS } from "./settings/uploads.ts";
 
@@ -45,6 +46,7 @@ export const SETTINGS = {
   ...API_KEY_SETTINGS,
   ...HTTP_SETTINGS,
   ...UPLOAD_SETTINGS,
+  ...OPS_SETTINGS,
 };
 
 /** The name of a declared setting. */

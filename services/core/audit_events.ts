@@ -30,6 +30,15 @@ export const AUDIT_EVENT_TYPES = [
   "upload.deleted",
   "upload.malware_detected",
   "mail.send_failed",
+  "user.role_changed",
+  "ops.command",
+  "ops.block_added",
+  "ops.block_removed",
+  "ops.lockdown_on",
+  "ops.lockdown_off",
+  "ops.intrusion_detected",
+  "ops.audit_verify_failed",
+  "ops.tls_certificate_expiring",
 ] as const;
 
 /** One audit event type. */
