@@ -32,8 +32,9 @@ export function requestMetrics(options: RequestMetricsOptions): MiddlewareHandle
     const started = now();
     await next();
     const error = c.error;
-    const authError = c.get("authError");
-    const principal = c.get("principal");
+    // Unset when a guard refused the request before authentication ran.
+    const authError = c.get("authError") ?? null;
+    const principal = c.get("principal") ?? null;
     metrics.request({
       method: c.req.method,
       route: routePath(c),
@@ -41,13 +42,12 @@ export function requestMetrics(options: RequestMetricsOptions): MiddlewareHandle
       seconds: (now() - started) / 1000,
       code: error instanceof AppError ? error.code : null,
       rateClass: routePolicyOf(c).rate,
-      credential: principal?.kind === "api_key" || (principal === null &&
-          c.req.header("x-api-key") !== undefined && c.req.header("authorization") === undefined)
-        ? "api_key"
-        : principal === null
-        ? "none"
-        : "bearer",
-      credentialError: authError?.code ?? null,
+      credential: principal === null ? "none" : principal.kind === "api_key" ? "api_key" : "bearer",
+      // authenticate() reads X-API-Key only without an Authorization header.
+      apiKeyError: authError !== null && c.req.header("authorization") === undefined &&
+          c.req.header("x-api-key") !== undefined
+        ? authError.code
+        : null,
     });
   };
 }

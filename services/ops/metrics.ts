@@ -24,9 +24,10 @@ export interface RequestSample {
   code: string | null;
   /** The route's rate class (`login`, `general`, `uploads`, `none`). */
   rateClass: string;
-  /** How the caller authenticated, and how a presented credential failed. */
+  /** How the caller authenticated. */
   credential: "none" | "bearer" | "api_key";
-  credentialError: string | null;
+  /** Why a presented API key was refused (its problem code), or null. */
+  apiKeyError: string | null;
 }
 
 /** What services and middleware report; a no-op implementation turns metrics off. */
@@ -233,8 +234,9 @@ export function createMetrics(options: MetricsOptions): Metrics {
       if (s.code === "rate_limited") rateLimited.inc({ class: s.rateClass });
       if (s.status === 403 && s.code !== null) authz.inc({ code: s.code });
       if (s.credential === "api_key") keyUses.inc();
-      if (s.credentialError !== null && s.credential === "api_key") {
-        keyRefusals.inc({ reason: s.credentialError });
+      if (s.apiKeyError !== null) keyRefusals.inc({ reason: s.apiKeyError });
+      else if (s.credential === "api_key" && s.code === "insufficient_scope") {
+        keyRefusals.inc({ reason: s.code });
       }
       if (s.route === "/auth/login" && s.method === "POST") {
         // Successes and wrong credentials are counted from the audit trail (with a reason);
