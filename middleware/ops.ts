@@ -1,5 +1,5 @@
-import type { MiddlewareHandler } from "hono";
-import { routePath } from "hono/route";
+import type { Context, MiddlewareHandler } from "hono";
+import { matchedRoutes } from "hono/route";
 import { hasRole } from "../services/auth/permissions.ts";
 import {
   AccountLockedError,
@@ -37,7 +37,7 @@ export function requestMetrics(options: RequestMetricsOptions): MiddlewareHandle
     const principal = c.get("principal") ?? null;
     metrics.request({
       method: c.req.method,
-      route: routePath(c),
+      route: routeTemplate(c),
       status: c.res.status,
       seconds: (now() - started) / 1000,
       code: error instanceof AppError ? error.code : null,
@@ -50,6 +50,17 @@ export function requestMetrics(options: RequestMetricsOptions): MiddlewareHandle
         : null,
     });
   };
+}
+
+/**
+ * The template of the route the request matched (`/uploads/:id`), also when a
+ * middleware refused it before the handler ran; "unmatched" for a 404, so
+ * scanners probing random paths add one label, not one per path.
+ */
+function routeTemplate(c: Context<AppEnv>): string {
+  // Middleware is registered for every method ("ALL"); a route handler names its own.
+  const route = matchedRoutes(c).findLast((r) => r.method !== "ALL");
+  return route?.path ?? "unmatched";
 }
 
 /** Options of {@linkcode blockedIpGuard} and {@linkcode accountGuard}. */

@@ -25,6 +25,10 @@ const SAMPLES: Record<string, { value: string; hidden: string[] }> = {
   },
   API_KEY_PEPPER: { value: "p".repeat(40), hidden: ["p".repeat(40)] },
   CORS_ORIGINS: { value: "https://app.example.com", hidden: [] },
+  METRICS_TOKEN: { value: "m".repeat(40), hidden: ["m".repeat(40)] },
+  ALERT_WEBHOOK_SECRET: { value: "s".repeat(40), hidden: ["s".repeat(40)] },
+  AUDIT_SIGNING_KEY: { value: "q".repeat(40), hidden: ["q".repeat(40)] },
+  INTRUSION_RULES: { value: '{"enumeration":{"enabled":false}}', hidden: [] },
 };
 
 function problemsOf(env: Record<string, string | undefined>): readonly string[] {
@@ -88,6 +92,13 @@ Deno.test("check-config prints these keys, in this order", () => {
     "CLAMAV",
     "CLAMAV_TIMEOUT_MS",
     "UPLOADS_PUBLIC_ORIGIN",
+    "METRICS_ENABLED",
+    "METRICS_TOKEN",
+    "ALERT_WEBHOOK_URL",
+    "INTRUSION_DETECTION",
+    "INTRUSION_RULES",
+    "AUDIT_SIGNING_KEY",
+    "AUDIT_RETENTION_DAYS",
   ]);
 });
 

@@ -1,43 +1,13 @@
 import { createAlerter, signAlert, SIGNATURE_HEADER } from "../../../services/ops/alerts.ts";
 import { createMetrics } from "../../../services/ops/metrics.ts";
-import { hmacSha256, timingSafeEqual } from "../../../services/core/crypto.ts";
+import { startReceiver as receiverWith } from "../../_helpers/webhook.ts";
 import { assert, assertEquals, assertMatch } from "../../_helpers/assert.ts";
 import { FakeClock, memoryLogger } from "../../_helpers/world.ts";
 
 const SECRET = "alert-webhook-secret-0123456789abcdef-01";
 
-interface Received {
-  body: Record<string, unknown>;
-  verified: boolean;
-}
-
-/** A real HTTP receiver that verifies each delivery's signature like a client would. */
 function startReceiver(failFirst = 0) {
-  const received: Received[] = [];
-  let calls = 0;
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
-    calls++;
-    const text = await req.text();
-    const header = req.headers.get(SIGNATURE_HEADER) ?? "";
-    const match = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(header);
-    let verified = false;
-    if (match !== null) {
-      const mac = hmacSha256(new TextEncoder().encode(SECRET), `${match[1]}.${text}`);
-      const hex = Uint8Array.fromBase64(mac, { alphabet: "base64url" }).toHex();
-      verified = timingSafeEqual(hex, match[2]!);
-    }
-    if (calls <= failFirst) return new Response("down", { status: 503 });
-    received.push({ body: JSON.parse(text), verified });
-    return new Response(null, { status: 204 });
-  });
-  return {
-    url: `http://127.0.0.1:${server.addr.port}/hook`,
-    received,
-    calls: () => calls,
-    async [Symbol.asyncDispose]() {
-      await server.shutdown();
-    },
-  };
+  return receiverWith(SECRET, failFirst);
 }
 
 function alerter(url: string, kv: Deno.Kv, clock: FakeClock, logger = memoryLogger()) {
