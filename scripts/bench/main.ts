@@ -31,6 +31,9 @@
  *           run), warm up once per server instead of before every run (more
  *           targets, same ~40 s) and print each best run's CPU per request by
  *           thread (event loop, KV's SQLite thread, other threads, the rest).
+ *   ops     `GET /users/me` with metrics (request middleware, instrumented KV) and
+ *           intrusion rules on vs `METRICS_ENABLED=false INTRUSION_DETECTION=false`,
+ *           32 users in turn (goal ≥ 90%).
  *   uploads throughput of 1 MiB PNG uploads, and peak RSS growth while 8 uploads
  *           of 5 MiB stream at once (goal < 2× the bytes in flight); its own
  *           fixed sizes, independent of the settings below.
@@ -44,17 +47,25 @@
  *   --loader=X         BENCH_LOADER           auto  wrk | deno | auto (wrk, else deno)
  *   --bcrypt-rounds=N  BENCH_BCRYPT_ROUNDS    12    bcrypt cost of the auth section (10-31)
  *   --section=X        BENCH_SECTION          all   all | health | auth | ratelimit | apikeys
- *                                                   | uploads
+ *                                                   | ops | uploads
  */
 import { type LoaderKind, type MeasureOptions, resolveLoader } from "./_measure.ts";
 import { apiKeySection } from "./apikeys.ts";
 import { authSection } from "./auth.ts";
 import { healthSection } from "./health.ts";
+import { opsSection } from "./ops.ts";
 import { rateLimitSection } from "./ratelimit.ts";
 import { benchUploads } from "./uploads.ts";
 
 /** Which sections to run. */
-export type SectionName = "all" | "health" | "auth" | "ratelimit" | "apikeys" | "uploads";
+export type SectionName =
+  | "all"
+  | "health"
+  | "auth"
+  | "ratelimit"
+  | "apikeys"
+  | "ops"
+  | "uploads";
 
 const SECTIONS: readonly SectionName[] = [
   "all",
@@ -62,6 +73,7 @@ const SECTIONS: readonly SectionName[] = [
   "auth",
   "ratelimit",
   "apikeys",
+  "ops",
   "uploads",
 ];
 
@@ -180,6 +192,7 @@ async function main(): Promise<void> {
   if (runs("auth")) await authSection(settings, options);
   if (runs("ratelimit")) await rateLimitSection(settings, options);
   if (runs("apikeys")) await apiKeySection(settings, options);
+  if (runs("ops")) await opsSection(settings, options);
   if (runs("uploads")) await benchUploads();
 }
 
