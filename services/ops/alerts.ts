@@ -55,8 +55,8 @@ export interface Alerter {
 /** Header carrying `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`. */
 export const SIGNATURE_HEADER = "X-Bulwark-Signature";
 
-/** Which runbook answers which alert type (docs/runbooks/). */
-const RUNBOOKS: Record<string, string> = {
+/** Which runbook answers which alert type (docs/runbooks/); a test checks each file exists. */
+export const ALERT_RUNBOOKS: Readonly<Record<string, string>> = {
   credential_stuffing: "credential-stuffing.md",
   login_failures_by_ip: "credential-stuffing.md",
   lockout_spike: "credential-stuffing.md",
@@ -181,7 +181,7 @@ export function createAlerter(options: AlerterOptions): Alerter {
       summary: input.summary,
       facts: input.facts,
       request_ids: [...(input.requestIds ?? [])],
-      runbook: `${base}${RUNBOOKS[input.type] ?? "README.md"}`,
+      runbook: `${base}${ALERT_RUNBOOKS[input.type] ?? "README.md"}`,
     };
     logger.warn("security alert", { alert: payload });
     if (options.url === undefined) return;
