@@ -1,4 +1,4 @@
-import { createAlerter, signAlert, SIGNATURE_HEADER } from "../../../services/ops/alerts.ts";
+import { createAlerter, signAlert } from "../../../services/ops/alerts.ts";
 import { createMetrics } from "../../../services/ops/metrics.ts";
 import { startReceiver as receiverWith } from "../../_helpers/webhook.ts";
 import { assert, assertEquals, assertMatch } from "../../_helpers/assert.ts";
