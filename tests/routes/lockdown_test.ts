@@ -85,6 +85,7 @@ Deno.test("lockdown refuses sign-ins with 503 maintenance on every instance of o
     assert(types.includes("ops.lockdown_on"));
     assert(types.includes("ops.lockdown_off"));
     await a.services.ops.intrusion.settled();
+    await a.services.ops.alerts.settled();
     assert(a.logger.lines.some((l) => l.includes("security alert") && l.includes("kill_switch")));
   });
 });

@@ -133,6 +133,7 @@ Deno.test("every metric family is present and moves on the event it counts", asy
     assertEquals(first.status, 200);
     await w.app.request("/auth/refresh", jsonInit("POST", { refresh_token: pair.refresh }));
     await w.services.ops.intrusion.settled();
+    await w.services.ops.alerts.settled();
     const after = await scrape(w);
     assertEquals(sample(after, "bulwark_refreshes_total", { outcome: "success" }), 1);
     assertEquals(sample(after, "bulwark_refreshes_total", { outcome: "token_revoked" }), 1);
