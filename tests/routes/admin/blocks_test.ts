@@ -131,6 +131,14 @@ Deno.test("/admin/blocks lists, adds and lifts blocks (admin only)", async (t) =
     assertEquals((await w.app.request("/health", {}, peer("198.51.100.9"))).status, 200);
   });
 
+  await t.step("the routes are in /openapi.json", async () => {
+    const doc = await json(await w.app.request("/openapi.json"));
+    const paths = Object.keys(doc.paths as Record<string, unknown>);
+    for (const path of ["/admin/blocks", "/admin/blocks/{id}", "/metrics"]) {
+      assert(paths.includes(path), path);
+    }
+  });
+
   await t.step("every block and lift is audited", async () => {
     const types = await auditTypes(w.kv);
     assertEquals(types.filter((t) => t === "ops.block_added").length, 3);
