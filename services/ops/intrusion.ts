@@ -307,6 +307,8 @@ export function createIntrusionDetector(options: IntrusionOptions): IntrusionDet
       window_seconds: rule.windowSeconds,
       user_id: event.user_id ?? null,
       ip: event.ip ?? null,
+      // The triggering event's own facts (audit details never hold secrets).
+      event_details: event.details,
     };
     let blockId: string | null = null;
     if (rule.actions.includes("block") && rule.key !== "global" && rule.key !== "api_key") {
