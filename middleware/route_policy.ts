@@ -15,6 +15,12 @@ export interface RoutePolicy {
   readonly body: "json" | "stream";
   /** Whether a caller with an expired password may use the route. @default false */
   readonly allowExpiredPassword: boolean;
+  /**
+   * Whether the lockdown kill switch closes the route (503 `maintenance`, admins
+   * excepted): sign-ins, registrations, refreshes, resets and OAuth2 grants.
+   * @default true for the login rate class, false otherwise
+   */
+  readonly lockdown: boolean;
 }
 
 /** The policy of every route that declares none. */
@@ -22,6 +28,7 @@ export const DEFAULT_ROUTE_POLICY: RoutePolicy = Object.freeze({
   rate: "general",
   body: "json",
   allowExpiredPassword: false,
+  lockdown: false,
 });
 
 /** Liveness and readiness probes: never limited, answered whatever the caller's password state. */
@@ -43,7 +50,11 @@ export function withRoutePolicy<H extends MiddlewareHandler>(
   policy: Partial<RoutePolicy>,
 ): H {
   return Object.assign(handler, {
-    [POLICY]: Object.freeze({ ...DEFAULT_ROUTE_POLICY, ...policy }),
+    [POLICY]: Object.freeze({
+      ...DEFAULT_ROUTE_POLICY,
+      lockdown: policy.rate === "login",
+      ...policy,
+    }),
   });
 }
 

@@ -7,6 +7,7 @@ import { notFound, onError } from "../middleware/problem.ts";
 import { rateLimit } from "../middleware/rate_limit.ts";
 import { requestContext } from "../middleware/request_context.ts";
 import { securityHeaders } from "../middleware/security_headers.ts";
+import { accountGuard, blockedIpGuard, requestMetrics } from "../middleware/ops.ts";
 import { createServices } from "../services/container.ts";
 import { adminRoutes } from "./admin.ts";
 import { apiKeyRoutes } from "./api_keys.ts";
@@ -23,6 +24,8 @@ import { passwordRoutes } from "./passwords.ts";
 import { sessionRoutes } from "./sessions.ts";
 import { uploadRoutes } from "./uploads.ts";
 import { userRoutes } from "./users.ts";
+import { metricsRoutes } from "./metrics.ts";
+import { adminBlockRoutes } from "./admin/blocks.ts";
 
 /**
  * Builds the Bulwark app. The only place that orders middleware, mounts
@@ -36,9 +39,13 @@ export function createApp(deps: Deps, services: Services = createServices(deps))
   // Security headers are written on the way out, so they are mounted outside
   // CORS to cover the preflights CORS answers itself; CORS still decides first.
   app.use(requestContext({ logger: deps.logger, trustProxy: config.trustProxy }));
+  const { metrics, blocks } = services.ops;
+  if (metrics.enabled) app.use(requestMetrics({ metrics }));
   app.use(securityHeaders({ xssProtection: config.xssProtection }));
   app.use(corsPolicy({ origins: config.corsOrigins }));
   // Routes that declare `body: "stream"` (POST /uploads) count and cap their own bodies.
+  // A blocked address is refused before any other work (API.md), from an in-memory view.
+  app.use(blockedIpGuard({ blocks }));
   app.use(bodyLimit({ maxBytes: config.bodyLimitBytes }));
   // authenticate runs before the limiter so an authenticated caller is keyed by
   // user id; it never refuses by itself, so a bad token still pays per IP.
@@ -48,6 +55,8 @@ export function createApp(deps: Deps, services: Services = createServices(deps))
     audit: services.audit,
     oauth2: services.oauth2,
   }));
+  // Blocked users (423) and the lockdown kill switch (503), before any rate budget is spent.
+  app.use(accountGuard({ blocks }));
   app.use(rateLimit({ policy: services.rates }));
   app.use(enforcePasswordExpiry());
 
@@ -65,6 +74,8 @@ export function createApp(deps: Deps, services: Services = createServices(deps))
   app.route("/oauth2", oauth2Routes(deps, services));
   app.route("/.well-known", oauth2MetadataRoutes(deps, services));
   app.route("/admin/oauth2/clients", adminOAuth2ClientRoutes(deps, services));
+  app.route("/metrics", metricsRoutes(deps, services));
+  app.route("/admin/blocks", adminBlockRoutes(deps, services));
   app.route("/", docsRoutes(deps, app));
 
   app.onError(onError);

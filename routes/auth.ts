@@ -135,6 +135,7 @@ export function authRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
         summary: "Exchange a refresh token for a new pair (single use)",
         tags: ["auth"],
         responses: { 200: jsonResponse(TokenPairOut, "Token pair") },
+        policy: { lockdown: true },
       }),
       async (c) => {
         const input = await refreshInput(c);

@@ -38,6 +38,7 @@ export function providerRoutes(deps: Deps, services: Services): Hono<AppEnv> {
         summary: "Start a login at an upstream provider (state, PKCE S256, nonce)",
         tags: ["auth"],
         responses: { 302: { description: "To the provider" } },
+        policy: { lockdown: true },
       }),
       validate("param", NameParam),
       validate("query", AuthorizeQuery),

@@ -10,12 +10,22 @@ import type { PasswordPolicy } from "../services/identity/password_policy.ts";
 import { createMailer, type Mailer } from "../services/mail/mailer.ts";
 import type { BlobStore } from "../services/uploads/blob_store.ts";
 import { createClamdScanner, type VirusScanner } from "../services/uploads/scanner.ts";
+import {
+  breakerValue,
+  createMetrics,
+  createNoopMetrics,
+  instrumentKv,
+} from "../services/ops/metrics.ts";
+import { createSelfCheck, type SelfCheck } from "../services/ops/self_check.ts";
+import { VERSION } from "../version.ts";
 
 /** One wired instance of Bulwark: its dependencies, services and app, and how to close them. */
 export interface Runtime extends AsyncDisposable {
   readonly deps: Deps;
   readonly services: Services;
   readonly app: Hono<AppEnv>;
+  /** Audit-chain and certificate checks (`serve` runs them periodically). */
+  readonly selfCheck: SelfCheck;
   /**
    * Settles background work (reset mails, buffered API-key usage), then closes
    * the hasher's workers, the mailer, the scanner and the store, in that order.
@@ -66,9 +76,14 @@ export async function createRuntime(
 ): Promise<Runtime> {
   const logger = overrides.logger ?? createLogger({ level: config.logLevel });
   const owned: Array<() => void> = [];
-  const kv = overrides.kv ?? await openStore(config);
-  if (overrides.kv === undefined) owned.push(() => kv.close());
+  const store = overrides.kv ?? await openStore(config);
+  if (overrides.kv === undefined) owned.push(() => store.close());
   try {
+    // One registry per runtime: prom-client's default registry is process-global.
+    const metrics = config.metricsEnabled
+      ? createMetrics({ version: VERSION })
+      : createNoopMetrics();
+    const kv = instrumentKv(store, metrics);
     const hasher = overrides.hasher ?? createBcryptHasher({ rounds: config.bcryptRounds });
     if (overrides.hasher === undefined) owned.push(() => hasher.close());
     const mailer = overrides.mailer ?? createMailer({
@@ -98,11 +113,30 @@ export async function createRuntime(
       scanner: scanner ?? null,
       ...(overrides.policy === undefined ? {} : { policy: overrides.policy }),
       ...(overrides.blobStore === undefined ? {} : { blobStore: overrides.blobStore }),
+      metrics,
     };
+    for (const [name, part] of [["mailer", mailer], ["scanner", scanner]] as const) {
+      const read = part?.breakerState?.bind(part);
+      if (read !== undefined) {
+        metrics.gauge("breaker_state", () => [[{ breaker: name }, breakerValue(read())]]);
+      }
+    }
     const services = createServices(deps);
     // Deploy and KV Connect push other instances' writes to kv.watch; an embedded file does not
     // (verified), so the feed is always polled too.
     services.feed.start({ watch: config.kvPath === undefined || /^https?:/.test(config.kvPath) });
+    const selfCheck = createSelfCheck({
+      kv,
+      clock: deps.clock,
+      logger,
+      audit: services.audit,
+      metrics,
+      signingKey: config.auditSigningKey,
+      retentionDays: config.auditRetentionDays,
+      certificatePem: config.tlsCertFile === undefined
+        ? undefined
+        : await Deno.readTextFile(config.tlsCertFile),
+    });
     const app = createApp(deps, services);
     let closed: Promise<void> | undefined;
     const close = (): Promise<void> => {
@@ -111,6 +145,9 @@ export async function createRuntime(
           await services.feed.close();
           await services.passwords.settled();
           await services.apiKeys.drain();
+          await services.ops.intrusion.settled();
+          await services.audit.checkpoint();
+          await services.ops.alerts.close();
         } finally {
           // Closed in reverse order of creation: the store last.
           for (const closeOne of owned.reverse()) closeOne();
@@ -118,7 +155,7 @@ export async function createRuntime(
       })();
       return closed;
     };
-    return { deps, services, app, close, [Symbol.asyncDispose]: close };
+    return { deps, services, app, selfCheck, close, [Symbol.asyncDispose]: close };
   } catch (error) {
     for (const closeOne of owned.reverse()) closeOne();
     throw error;

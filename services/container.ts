@@ -37,6 +37,10 @@ import { createMailBudget } from "./mail/mail_budget.ts";
 import { createRevocationFeed, type RevocationFeed } from "./core/revocation_feed.ts";
 import { createCredentialView, type CredentialView } from "./auth/credential_view.ts";
 import { createDeviceTrust } from "./auth/devices.ts";
+import { type Alerter, createAlerter } from "./ops/alerts.ts";
+import { type BlockService, createBlockService } from "./ops/blocks.ts";
+import { createIntrusionDetector, type IntrusionDetector, resolveRules } from "./ops/intrusion.ts";
+import { createNoopMetrics, type Metrics } from "./ops/metrics.ts";
 
 /** The injected dependencies every service is built from. */
 export interface Deps {
@@ -57,6 +61,16 @@ export interface Deps {
   readonly blobStore?: BlobStore;
   /** HTTP client for upstream identity providers. @default the global `fetch` */
   readonly fetch?: typeof globalThis.fetch;
+  /** Metrics of this runtime (its own registry). @default metrics that record nothing */
+  readonly metrics?: Metrics;
+}
+
+/** Security operations of one runtime: metrics, alerts, blocks and lockdown, intrusion rules. */
+export interface OpsServices {
+  readonly metrics: Metrics;
+  readonly alerts: Alerter;
+  readonly blocks: BlockService;
+  readonly intrusion: IntrusionDetector;
 }
 
 /** Every service of one app instance. */
@@ -86,12 +100,21 @@ export interface Services {
   readonly tokens: TokenService;
   readonly uploads: UploadService;
   readonly users: UserService;
+  readonly ops: OpsServices;
 }
 
 /** Wires the services from injected dependencies; nothing is shared between two calls. */
 export function createServices(deps: Deps): Services {
   const { config, kv, clock, logger, hasher, mailer } = deps;
-  const audit = createAuditService({ kv, clock, logger });
+  const metrics = deps.metrics ?? createNoopMetrics();
+  const audit = createAuditService({
+    kv,
+    clock,
+    logger,
+    retentionDays: config.auditRetentionDays,
+    signingKey: config.auditSigningKey,
+  });
+  audit.subscribe((event) => metrics.auditEvent(event));
   const background = createBackgroundTasks(logger);
   const budget = createMailBudget({
     kv,
@@ -219,6 +242,25 @@ export function createServices(deps: Deps): Services {
     allowedExtensions: config.uploadAllowedExtensions,
     quotaBytes: config.uploadQuotaBytes,
   });
+  const alerts = createAlerter({
+    url: config.alertWebhookUrl,
+    secret: config.alertWebhookSecret,
+    kv,
+    clock,
+    logger,
+    metrics,
+  });
+  const blocks = createBlockService({ kv, clock, audit, logger, metrics, users, lockout });
+  const intrusion = createIntrusionDetector({
+    kv,
+    clock,
+    logger,
+    audit,
+    alerter: alerts,
+    blocks,
+    metrics,
+    rules: config.intrusionDetection ? resolveRules(config.intrusionRules) : [],
+  });
   const accounts = createAccountAdminService({
     kv,
     users,
@@ -258,6 +300,7 @@ export function createServices(deps: Deps): Services {
     fetch: deps.fetch ?? globalThis.fetch,
   });
   return {
+    ops: { metrics, alerts, blocks, intrusion },
     accounts,
     apiKeys,
     audit,

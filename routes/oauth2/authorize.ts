@@ -72,6 +72,7 @@ export function authorizeRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
         summary: "Start an authorization code flow (RFC 6749 §4.1, PKCE S256)",
         tags: ["oauth2"],
         responses: { 200: HTML, 303: { description: "Back to the client" }, 400: HTML },
+        policy: { lockdown: true },
       }),
       async (c) => {
         try {

@@ -33,6 +33,9 @@
  *           thread (event loop, KV's SQLite thread, other threads, the rest).
  *   oauth2  `POST /oauth2/token` client_credentials (tokens/s, p99) and
  *           `POST /oauth2/introspect` vs `GET /users/me` (goal: introspection ≥ 50%).
+ *   ops     `GET /users/me` with metrics (request middleware, instrumented KV) and
+ *           intrusion rules on vs `METRICS_ENABLED=false INTRUSION_DETECTION=false`,
+ *           32 users in turn (goal ≥ 90%).
  *   uploads throughput of 1 MiB PNG uploads, and peak RSS growth while 8 uploads
  *           of 5 MiB stream at once (goal < 2× the bytes in flight); its own
  *           fixed sizes, independent of the settings below.
@@ -49,13 +52,14 @@
  *   --loader=X         BENCH_LOADER           auto  wrk | deno | auto (wrk, else deno)
  *   --bcrypt-rounds=N  BENCH_BCRYPT_ROUNDS    12    bcrypt cost of the auth section (10-31)
  *   --section=X        BENCH_SECTION          all   all | health | auth | ratelimit | apikeys
- *                                                   | oauth2 | uploads | search
+ *                                                   | oauth2 | ops | uploads | search
  */
 import { type LoaderKind, type MeasureOptions, resolveLoader } from "./_measure.ts";
 import { apiKeySection } from "./apikeys.ts";
 import { authSection } from "./auth.ts";
 import { healthSection } from "./health.ts";
 import { oauth2Section } from "./oauth2.ts";
+import { opsSection } from "./ops.ts";
 import { rateLimitSection } from "./ratelimit.ts";
 import { searchSection } from "./search.ts";
 import { benchUploads } from "./uploads.ts";
@@ -68,6 +72,7 @@ export type SectionName =
   | "ratelimit"
   | "apikeys"
   | "oauth2"
+  | "ops"
   | "uploads"
   | "search";
 
@@ -78,6 +83,7 @@ const SECTIONS: readonly SectionName[] = [
   "ratelimit",
   "apikeys",
   "oauth2",
+  "ops",
   "uploads",
   "search",
 ];
@@ -198,6 +204,7 @@ async function main(): Promise<void> {
   if (runs("ratelimit")) await rateLimitSection(settings, options);
   if (runs("apikeys")) await apiKeySection(settings, options);
   if (runs("oauth2")) await oauth2Section(settings, options);
+  if (runs("ops")) await opsSection(settings, options);
   if (runs("uploads")) await benchUploads();
   if (runs("search")) await searchSection(settings, options);
 }

@@ -18,7 +18,8 @@ export async function runAccountCommand(
   action: (services: Services, email: string) => Promise<void>,
 ): Promise<number> {
   const { io } = input;
-  const email = EmailArg.safeParse(input.values.email ?? "");
+  // `--email EMAIL`, or the email as the one positional (`users disable EMAIL`).
+  const email = EmailArg.safeParse(input.values.email ?? input.positionals[0] ?? "");
   if (!email.success) {
     io.err("bulwark: --email must be an email address");
     return 2;

@@ -37,12 +37,25 @@ export const serveCommand: CliCommand = {
         ? {}
         : { redirect: { port: config.httpRedirectPort, origin: config.publicUrl } }),
     });
+    if (config.auditSigningKey === undefined) {
+      logger.warn("AUDIT_SIGNING_KEY is not set: audit checkpoints are unsigned");
+    }
+    // Audit chain and certificate self-check: at start, then every 6 hours.
+    const check = () =>
+      runtime.selfCheck.run().catch((error: unknown) => {
+        logger.error("self-check could not run", {
+          error: error instanceof Error ? error.message : String(error),
+        });
+      });
+    void check();
+    const selfCheckTimer = setInterval(check, 6 * 3600_000);
     const { promise: stopped, resolve: stop } = Promise.withResolvers<string>();
     for (const signal of ["SIGINT", "SIGTERM"] as const) {
       if (Deno.build.os === "windows" && signal === "SIGTERM") continue;
       Deno.addSignalListener(signal, () => stop(signal));
     }
     logger.info("shutting down", { signal: await stopped });
+    clearInterval(selfCheckTimer);
     await server.shutdown();
     return 0;
   },

@@ -7,6 +7,7 @@ function setDisabled(name: string, disabled: boolean, summary: string): CliComma
     summary,
     usage: "--email EMAIL",
     options: EMAIL_OPTION,
+    maxPositionals: 1,
     run: (input) =>
       runAccountCommand(input, async (services, email) => {
         const id = await services.accounts.idOfEmail(email);

@@ -44,6 +44,8 @@ export interface LockoutService {
   recordSuccess(subject: LoginSubject): Promise<void>;
   /** Clears every count and lock of the account, its devices' included (reset, admin unlock). */
   clear(account: string): Promise<void>;
+  /** Locks `account` for `ms` whatever its count (operator or intrusion-rule block). */
+  lockFor(account: string, ms: number): Promise<void>;
 }
 
 /** Options of {@linkcode createLockoutService}. */
@@ -215,6 +217,21 @@ export function createLockoutService(deps: LockoutDeps): LockoutService {
       const op = kv.atomic().delete(loginFailuresKey(account));
       for await (const e of kv.list({ prefix: deviceFailuresPrefix(account) })) op.delete(e.key);
       await op.commit();
+    },
+
+    async lockFor(account, ms) {
+      const now = clock.now().getTime();
+      await kv.set(
+        loginFailuresKey(account),
+        {
+          ...EMPTY,
+          failures: maxFailures,
+          locked_until_ms: now + ms,
+          // The block itself is audited by whoever set it.
+          lock_audited: true,
+        } satisfies FailureState,
+        { expireIn: ms },
+      );
     },
   };
 

@@ -248,6 +248,14 @@ export function loadConfig(
     uploadsPublicOrigin: e.UPLOADS_PUBLIC_ORIGIN === undefined
       ? undefined
       : new URL(e.UPLOADS_PUBLIC_ORIGIN).origin,
+    metricsEnabled: e.METRICS_ENABLED,
+    metricsToken: e.METRICS_TOKEN,
+    alertWebhookUrl: e.ALERT_WEBHOOK_URL,
+    alertWebhookSecret: bytesOf(e.ALERT_WEBHOOK_SECRET),
+    intrusionDetection: e.INTRUSION_DETECTION,
+    intrusionRules: Object.freeze(e.INTRUSION_RULES ?? {}),
+    auditSigningKey: bytesOf(e.AUDIT_SIGNING_KEY),
+    auditRetentionDays: e.AUDIT_RETENTION_DAYS,
   });
 }
 
@@ -261,6 +269,10 @@ export function describeConfig(config: Config): Record<string, unknown> {
     if (s.show !== undefined) out[s.showAs ?? name] = s.show(config);
   }
   return out;
+}
+
+function bytesOf(value: string | undefined): Uint8Array | undefined {
+  return value === undefined ? undefined : new TextEncoder().encode(value);
 }
 
 function stripEmpty(env: Record<string, string | undefined>): Record<string, string> {

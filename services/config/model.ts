@@ -159,4 +159,35 @@ export interface Config {
    * the content URL of each upload, so user files never share the API's origin (cookies, storage).
    */
   readonly uploadsPublicOrigin: string | undefined;
+  /** Collect metrics and serve `GET /metrics`. @default true */
+  readonly metricsEnabled: boolean;
+  /** Scraper token for `GET /metrics` (≥ 32 bytes). */
+  readonly metricsToken: string | undefined;
+  /** Alert receiver; unset logs alerts only. */
+  readonly alertWebhookUrl: string | undefined;
+  /** Signs alert deliveries (HMAC-SHA256). */
+  readonly alertWebhookSecret: Uint8Array | undefined;
+  /** Run intrusion-detection rules. @default true */
+  readonly intrusionDetection: boolean;
+  /** Rule overrides by name (`services/ops/intrusion.ts` merges them with the defaults). */
+  readonly intrusionRules: Readonly<Record<string, IntrusionRuleOverride>>;
+  /** Signs audit checkpoints. */
+  readonly auditSigningKey: Uint8Array | undefined;
+  /** Audit record lifetime. @default 365 */
+  readonly auditRetentionDays: number;
+}
+
+/** One entry of `INTRUSION_RULES`, as validated (snake_case, like the JSON). */
+export interface IntrusionRuleOverride {
+  enabled?: boolean | undefined;
+  event?: string | undefined;
+  outcome?: "success" | "failure" | undefined;
+  where?: Record<string, string | number | boolean> | undefined;
+  key?: "ip" | "ip64" | "user" | "api_key" | "global" | undefined;
+  threshold?: number | undefined;
+  window_seconds?: number | undefined;
+  actions?: ("alert" | "block")[] | undefined;
+  block_minutes?: number | undefined;
+  severity?: "critical" | "high" | "warning" | undefined;
+  summary?: string | undefined;
 }

@@ -32,6 +32,7 @@ import { LIMIT_SETTINGS } from "./settings/limits.ts";
 import { MAIL_SETTINGS } from "./settings/mail.ts";
 import { NOTE_SETTINGS } from "./settings/notes.ts";
 import { OAUTH2_SETTINGS } from "./settings/oauth2.ts";
+import { OPS_SETTINGS } from "./settings/ops.ts";
 import { RUNTIME_SETTINGS } from "./settings/runtime.ts";
 import { UPLOAD_SETTINGS } from "./settings/uploads.ts";
 
@@ -49,6 +50,7 @@ export const SETTINGS = {
   ...OAUTH2_SETTINGS,
   ...HTTP_SETTINGS,
   ...UPLOAD_SETTINGS,
+  ...OPS_SETTINGS,
 };
 
 /** The name of a declared setting. */

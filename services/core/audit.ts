@@ -1,13 +1,15 @@
 import type { AuditEventType } from "./audit_events.ts";
 import type { Clock } from "./clock.ts";
-import { auditByTypeKey, auditByUserKey, auditKey, auditSampleKey } from "./kv_keys.ts";
+import { hmacSha256, randomId, sha256Hex } from "./crypto.ts";
 import { ConflictError } from "./errors.ts";
 import { commitOrRetry, RETRY, retryOnConflict, tryCommit } from "./kv.ts";
-
-interface SampleWindow {
-  until_ms: number;
-  repeats: number;
-}
+import {
+  auditByTypeKey,
+  auditByUserKey,
+  auditCheckpointKey,
+  auditKey,
+  auditSampleKey,
+} from "./kv_keys.ts";
 import type { Logger } from "./logger.ts";
 
 /** Where and by whom an audited action was requested. */
@@ -27,6 +29,14 @@ export interface AuditEvent {
   ip?: string;
   request_id?: string;
   details: Record<string, unknown>;
+  /** Hash chain (tamper evidence): the writing instance's chain id. */
+  chain: string;
+  /** Position in the chain, from 0 without gaps. */
+  seq: number;
+  /** `hash` of the record before this one in the chain ("" for the first). */
+  prev: string;
+  /** SHA-256 (hex) over every other field, see {@linkcode auditRecordHash}. */
+  hash: string;
 }
 
 /** What a caller records. */
@@ -45,16 +55,39 @@ export interface AuditInput {
   /**
    * Aggregates repeats: of the events with this type and `key`, one per
    * `windowMs` is stored, carrying in `details.repeats_before` how many were
-   * left out since the last stored one; the rest are counted, logged and not
-   * stored, so a brute-force run cannot grow the year-long trail by a record per
-   * request (security review #10: audit growth).
+   * left out since the last stored one; the rest are counted, logged, shown to
+   * listeners (metrics, intrusion rules) and not stored, so a brute-force run
+   * cannot grow the year-long trail by a record per request (security review
+   * #10: audit growth).
    */
   sample?: { key: string; windowMs?: number };
 }
 
-/** Writes the audit trail: a KV record plus one JSON log line per event. */
+interface SampleWindow {
+  until_ms: number;
+  repeats: number;
+}
+
+/** A signed statement "chain C had hash H at seq N", stored beside the records. */
+export interface AuditCheckpoint {
+  chain: string;
+  seq: number;
+  hash: string;
+  at: string;
+  /** HMAC-SHA256 (base64url) with `AUDIT_SIGNING_KEY`; null when no key is configured. */
+  sig: string | null;
+}
+
+/** Told about every committed event (metrics, intrusion rules); must not throw or block. */
+export type AuditListener = (event: AuditEvent) => void;
+
+/** Writes the audit trail: a hash-chained KV record plus one JSON log line per event. */
 export interface AuditService {
   record(input: AuditInput): Promise<AuditEvent>;
+  /** Adds a listener called after each commit. */
+  subscribe(listener: AuditListener): void;
+  /** Writes a signed checkpoint of the chain's head now (shutdown, periodic). */
+  checkpoint(): Promise<void>;
 }
 
 /** Dependencies of {@linkcode createAuditService}. */
@@ -64,12 +97,73 @@ export interface AuditDeps {
   logger: Logger;
   /** Retention of audit records. @default 365 */
   retentionDays?: number;
+  /** Key signing checkpoints (`AUDIT_SIGNING_KEY`); without it checkpoints are unsigned. */
+  signingKey?: Uint8Array | undefined;
+  /** A checkpoint every this many records of a chain. @default 100 */
+  checkpointEvery?: number;
 }
 
-/** Creates the audit service. */
+/** The canonical hash of a record: every field but `hash`, in a fixed order. */
+export function auditRecordHash(event: Omit<AuditEvent, "hash">): string {
+  return sha256Hex(JSON.stringify([
+    event.chain,
+    event.seq,
+    event.prev,
+    event.id,
+    event.at,
+    event.type,
+    event.outcome,
+    event.user_id ?? null,
+    event.ip ?? null,
+    event.request_id ?? null,
+    event.details,
+  ]));
+}
+
+/** The signature of a checkpoint under `key`. */
+export function checkpointSignature(
+  key: Uint8Array,
+  cp: Omit<AuditCheckpoint, "sig">,
+): string {
+  return hmacSha256(key, `bulwark-audit-checkpoint.${cp.chain}.${cp.seq}.${cp.hash}.${cp.at}`);
+}
+
+/**
+ * Creates the audit service. Each instance writes its own hash chain (a random
+ * chain id): the hash and link are computed synchronously when `record` is
+ * called, so the chain order is the call order even when commits overlap.
+ * The first record of a chain and every `checkpointEvery`-th get a signed
+ * checkpoint, so a forged chain, an edited record or a cut tail is detected
+ * by `audit verify` (`services/ops/audit_log.ts`).
+ */
 export function createAuditService(deps: AuditDeps): AuditService {
   const retentionMs = (deps.retentionDays ?? 365) * 86_400_000;
+  const every = deps.checkpointEvery ?? 100;
+  const chain = randomId();
+  const listeners: AuditListener[] = [];
   let sequence = 0;
+  let head: { seq: number; hash: string } | null = null;
+  let lastCheckpointSeq = -1;
+
+  function signed(seq: number, hash: string, at: string): AuditCheckpoint {
+    const body = { chain, seq, hash, at };
+    const sig = deps.signingKey === undefined ? null : checkpointSignature(deps.signingKey, body);
+    return { ...body, sig };
+  }
+
+  function tell(event: AuditEvent): void {
+    for (const listener of listeners) {
+      try {
+        listener(event);
+      } catch (error) {
+        // A listener's fault must not fail the audited action; it is logged, not hidden.
+        deps.logger.error("audit listener failed", {
+          type: event.type,
+          error: error instanceof Error ? error.message : String(error),
+        });
+      }
+    }
+  }
 
   /**
    * Opens a new sampling window and returns the repeats the last one left out,
@@ -82,29 +176,46 @@ export function createAuditService(deps: AuditDeps): AuditService {
   ): Promise<number | null> {
     const windowMs = sample.windowMs ?? 60_000;
     const key = auditSampleKey(type, sample.key);
-    return await retryOnConflict(async (attempt) => {
-      const entry = await deps.kv.get<SampleWindow>(key);
-      const open = entry.value !== null && entry.value.until_ms > now;
-      const next: SampleWindow = open
-        ? { ...entry.value!, repeats: entry.value!.repeats + 1 }
-        : { until_ms: now + windowMs, repeats: 0 };
-      // The marker outlives its window so the next one can report the last one's repeats.
-      const op = deps.kv.atomic().check(entry).set(key, next, { expireIn: 2 * windowMs + 60_000 });
-      if ((await commitOrRetry(op, attempt)) === RETRY) return RETRY;
-      return open ? null : entry.value?.repeats ?? 0;
-    }, {
+    try {
+      return await retryOnConflict(async (attempt) => {
+        const entry = await deps.kv.get<SampleWindow>(key);
+        const open = entry.value !== null && entry.value.until_ms > now;
+        const next: SampleWindow = open
+          ? { ...entry.value!, repeats: entry.value!.repeats + 1 }
+          : { until_ms: now + windowMs, repeats: 0 };
+        // The marker outlives its window so the next one can report the last one's repeats.
+        const op = deps.kv.atomic().check(entry).set(key, next, {
+          expireIn: 2 * windowMs + 60_000,
+        });
+        if ((await commitOrRetry(op, attempt)) === RETRY) return RETRY;
+        return open ? null : entry.value?.repeats ?? 0;
+      }, { exhausted: () => new ConflictError("Cannot sample the audit event") });
+    } catch (error) {
       // Under this much contention the event is stored rather than lost.
-      exhausted: () => new ConflictError("Cannot sample the audit event: too many writers"),
-    }).catch((error) => {
       if (error instanceof ConflictError) return 0;
       throw error;
-    });
+    }
   }
 
   return {
+    subscribe(listener) {
+      listeners.push(listener);
+    },
+
+    async checkpoint() {
+      if (head === null || head.seq === lastCheckpointSeq) return;
+      const cp = signed(head.seq, head.hash, deps.clock.now().toISOString());
+      lastCheckpointSeq = cp.seq;
+      await deps.kv.set(auditCheckpointKey(chain, cp.seq), cp, { expireIn: retentionMs });
+    },
+
     async record(input) {
       const now = deps.clock.now();
-      const event: AuditEvent = {
+      let details: Record<string, unknown> = {
+        ...input.details,
+        ...(input.targetUserId === undefined ? {} : { target_user_id: input.targetUserId }),
+      };
+      const fields = {
         id: sortableId(now, sequence++),
         at: now.toISOString(),
         type: input.type,
@@ -113,19 +224,36 @@ export function createAuditService(deps: AuditDeps): AuditService {
         ...(input.meta === undefined
           ? {}
           : { ip: input.meta.ip, request_id: input.meta.requestId }),
-        details: {
-          ...input.details,
-          ...(input.targetUserId === undefined ? {} : { target_user_id: input.targetUserId }),
-        },
       };
       if (input.sample !== undefined) {
         const repeats = await sampleWindow(input.type, input.sample, now.getTime());
         if (repeats === null) {
-          deps.logger.info("audit", { audit: event, stored: false });
-          return event;
+          // Counted in its window, not stored: outside the chain, so it has no link.
+          const observed: AuditEvent = {
+            ...fields,
+            details,
+            chain: "",
+            seq: -1,
+            prev: "",
+            hash: "",
+          };
+          deps.logger.info("audit", { audit: observed, stored: false });
+          tell(observed);
+          return observed;
         }
-        if (repeats > 0) event.details = { ...event.details, repeats_before: repeats };
+        if (repeats > 0) details = { ...details, repeats_before: repeats };
       }
+      // The link is computed synchronously, so the chain order is the call order.
+      const seq = head === null ? 0 : head.seq + 1;
+      const unhashed: Omit<AuditEvent, "hash"> = {
+        ...fields,
+        details,
+        chain,
+        seq,
+        prev: head?.hash ?? "",
+      };
+      const event: AuditEvent = { ...unhashed, hash: auditRecordHash(unhashed) };
+      head = { seq, hash: event.hash };
       const expireIn = retentionMs;
       const op = deps.kv.atomic()
         .set(auditKey(event.id), event, { expireIn })
@@ -133,14 +261,24 @@ export function createAuditService(deps: AuditDeps): AuditService {
       for (const userId of new Set([event.user_id, input.targetUserId])) {
         if (userId !== undefined) op.set(auditByUserKey(userId, event.id), event.id, { expireIn });
       }
+      if (seq === 0 || seq % every === 0) {
+        lastCheckpointSeq = seq;
+        op.set(auditCheckpointKey(chain, seq), signed(seq, event.hash, event.at), { expireIn });
+      }
       // No checks: a failed commit can only be a busy store (another process writing).
       await retryOnConflict(async (n) => (await tryCommit(op, n)) ?? RETRY, {
         exhausted: () => new Error("Cannot record audit event: the store stayed busy"),
       });
       deps.logger.info("audit", { audit: event });
+      tell(event);
       return event;
     },
   };
+}
+
+/** The id prefix of events at `time`: ids sort by time, so this bounds a range scan. */
+export function auditIdAt(time: Date): string {
+  return time.getTime().toString(36).padStart(10, "0");
 }
 
 /**
@@ -149,7 +287,7 @@ export function createAuditService(deps: AuditDeps): AuditService {
  */
 function sortableId(now: Date, sequence: number): string {
   const random = crypto.getRandomValues(new Uint8Array(6));
-  return now.getTime().toString(36).padStart(10, "0") +
+  return auditIdAt(now) +
     (sequence % 36 ** 6).toString(36).padStart(6, "0") +
     Array.from(random, (b) => b.toString(16).padStart(2, "0")).join("");
 }

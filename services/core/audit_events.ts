@@ -55,6 +55,15 @@ export const AUDIT_EVENT_TYPES = [
   "oauth2.grants_revoked",
   "upstream.login",
   "upstream.linked",
+  "user.role_changed",
+  "ops.command",
+  "ops.block_added",
+  "ops.block_removed",
+  "ops.lockdown_on",
+  "ops.lockdown_off",
+  "ops.intrusion_detected",
+  "ops.audit_verify_failed",
+  "ops.tls_certificate_expiring",
 ] as const;
 
 /** One audit event type. */

@@ -397,3 +397,55 @@ export function auditByTypeKey(type: string, eventId: string): ["audit_by_type",
 export function auditByTypePrefix(type: string): ["audit_by_type", string] {
   return ["audit_by_type", type];
 }
+
+/** A signed checkpoint of one audit hash chain, by chain id and sequence number. */
+export function auditCheckpointKey(
+  chainId: string,
+  seq: number,
+): ["audit_checkpoints", string, number] {
+  return ["audit_checkpoints", chainId, seq];
+}
+
+/** Prefix of every audit checkpoint. */
+export function auditCheckpointsPrefix(): ["audit_checkpoints"] {
+  return ["audit_checkpoints"];
+}
+
+/** An active block (IP, CIDR or user) set by an admin, a rule or the command line. */
+export function blockKey(blockId: string): ["blocks", string] {
+  return ["blocks", blockId];
+}
+
+/** Prefix of every block. */
+export function blocksPrefix(): ["blocks"] {
+  return ["blocks"];
+}
+
+/** The lockdown (kill switch) state shared by every instance. */
+export function lockdownKey(): ["ops_state", "lockdown"] {
+  return ["ops_state", "lockdown"];
+}
+
+/** Events counted by one intrusion rule for one key in one fixed window (a KvU64). */
+export function intrusionCounterKey(
+  rule: string,
+  key: string,
+  window: number,
+): ["intrusion_counters", string, string, number] {
+  return ["intrusion_counters", rule, key, window];
+}
+
+/** Dedup marker of one alert kind and key (one alert per window, across instances). */
+export function alertDedupKey(type: string, key: string): ["alert_dedup", string, string] {
+  return ["alert_dedup", type, key];
+}
+
+/** Prefix of every session record (incident response: revoke them all). */
+export function sessionsPrefix(): ["sessions"] {
+  return ["sessions"];
+}
+
+/** Prefix of every API key record (incident response: revoke them all). */
+export function apiKeysPrefix(): ["api_keys"] {
+  return ["api_keys"];
+}

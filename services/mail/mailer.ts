@@ -22,6 +22,8 @@ export interface Mailer {
   send(mail: Mail): Promise<void>;
   /** Aborts sends in flight and releases the transport and the breaker's timers. */
   close(): void;
+  /** The circuit breaker's state, for metrics (SMTP mailers only). */
+  breakerState?(): "closed" | "half_open" | "open";
 }
 
 /** Why a message was not delivered. */
@@ -204,6 +206,7 @@ export function createSmtpMailer(options: SmtpMailerOptions): Mailer {
       breaker.shutdown();
       transporter.close();
     },
+    breakerState: () => breaker.opened ? "open" : breaker.halfOpen ? "half_open" : "closed",
   };
 }
 

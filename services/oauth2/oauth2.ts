@@ -52,6 +52,14 @@ export interface OAuth2Service extends AuthorizeFlow, TokenEndpoint {
    * @throws {NotFoundError} when there is no such client
    */
   deleteClient(clientId: string, adminId: string, meta: RequestMeta): Promise<void>;
+  /**
+   * Revokes every grant (so every token issued from one) and consent given to a
+   * client, keeping its registration (incident response: `bulwark oauth revoke`).
+   * Returns how many grants ended.
+   *
+   * @throws {NotFoundError} when there is no such client
+   */
+  revokeClient(clientId: string, meta: RequestMeta): Promise<number>;
   /** The user's remembered consents. */
   listConsents(userId: string): Promise<ConsentView[]>;
   /**
@@ -128,6 +136,22 @@ export function createOAuth2Service(deps: OAuth2Deps): OAuth2Service {
     grantTtlSeconds: deps.grantTtlSeconds,
   });
 
+  /** Ends every grant and consent given to a client; returns how many grants ended. */
+  async function revokeGrantsOfClient(
+    clientId: string,
+    reason: string,
+    meta: RequestMeta,
+  ): Promise<number> {
+    let count = 0;
+    for (const grant of await store.grantsOfClient(clientId)) {
+      if (await endpoint.revokeGrant(grant.id, reason, meta)) count++;
+    }
+    for (const userId of await store.consentUsersOfClient(clientId)) {
+      await store.deleteConsent(userId, clientId);
+    }
+    return count;
+  }
+
   return {
     ...flow,
     ...endpoint,
@@ -155,12 +179,7 @@ export function createOAuth2Service(deps: OAuth2Deps): OAuth2Service {
       if (client === null) throw new NotFoundError("No such client");
       await clients.delete(clientId);
       // Tokens without a grant (client_credentials) die with the client record itself.
-      for (const grant of await store.grantsOfClient(clientId)) {
-        await endpoint.revokeGrant(grant.id, "client_deleted", meta);
-      }
-      for (const userId of await store.consentUsersOfClient(clientId)) {
-        await store.deleteConsent(userId, clientId);
-      }
+      await revokeGrantsOfClient(clientId, "client_deleted", meta);
       await audit.record({
         type: "oauth2.client_deleted",
         outcome: "success",
@@ -168,6 +187,11 @@ export function createOAuth2Service(deps: OAuth2Deps): OAuth2Service {
         meta,
         details: { client_id: clientId },
       });
+    },
+
+    async revokeClient(clientId, meta) {
+      if (await clients.get(clientId) === null) throw new NotFoundError("No such client");
+      return await revokeGrantsOfClient(clientId, "operator", meta);
     },
 
     async listConsents(userId) {

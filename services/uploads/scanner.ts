@@ -14,6 +14,8 @@ export interface VirusScanner {
    * @throws {ScannerUnavailableError} when no verdict could be had: fail closed.
    */
   scan(stream: ReadableStream<Uint8Array>): Promise<ScanResult>;
+  /** The circuit breaker's state, for metrics. */
+  breakerState?(): "closed" | "half_open" | "open";
 }
 
 /** A scanner that holds a connection pool or timers and must be closed. */
@@ -149,6 +151,7 @@ export function createClamdScanner(options: ClamdScannerOptions): ClosableScanne
       for (const controller of inFlight) controller.abort();
       breaker.shutdown();
     },
+    breakerState: () => breaker.opened ? "open" : breaker.halfOpen ? "half_open" : "closed",
   };
 }
 

@@ -21,12 +21,15 @@ export interface TestServer extends AsyncDisposable {
   readonly logger: MemoryLogger;
 }
 
-/** Starts the real service in-process on a free loopback port, with an in-memory store. */
+/**
+ * Starts the real service in-process on a free loopback port, with an in-memory store, or the
+ * KV file `env.KV_PATH` (so command-line processes can work on the same store).
+ */
 export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
   // Uploads go to the store, not to ./data on disk.
   const config = testConfig({ UPLOAD_STORE: "kv", ...env });
   const logger = memoryLogger();
-  const kv = await Deno.openKv(":memory:");
+  const kv = await Deno.openKv(env.KV_PATH ?? ":memory:");
   let server: HttpServer;
   let runtime: Runtime;
   try {

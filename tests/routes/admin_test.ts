@@ -372,7 +372,7 @@ Deno.test("GET /admin/audit filters by type, user and time, newest first, pagina
       assertEquals(e.type, "user.registered");
       assertEquals(
         Object.keys(e).sort().filter((k) => !["ip", "request_id", "user_id"].includes(k)),
-        ["at", "details", "id", "outcome", "type"],
+        ["at", "chain", "details", "hash", "id", "outcome", "prev", "seq", "type"],
       );
     }
   });

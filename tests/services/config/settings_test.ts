@@ -34,6 +34,10 @@ const SAMPLES: Record<string, { value: string; hidden: string[] }> = {
     }]),
     hidden: ["upstreamsecret0123456789"],
   },
+  METRICS_TOKEN: { value: "m".repeat(40), hidden: ["m".repeat(40)] },
+  ALERT_WEBHOOK_SECRET: { value: "s".repeat(40), hidden: ["s".repeat(40)] },
+  AUDIT_SIGNING_KEY: { value: "q".repeat(40), hidden: ["q".repeat(40)] },
+  INTRUSION_RULES: { value: '{"enumeration":{"enabled":false}}', hidden: [] },
 };
 
 function problemsOf(env: Record<string, string | undefined>): readonly string[] {
@@ -105,6 +109,13 @@ Deno.test("check-config prints these keys, in this order", () => {
     "CLAMAV",
     "CLAMAV_TIMEOUT_MS",
     "UPLOADS_PUBLIC_ORIGIN",
+    "METRICS_ENABLED",
+    "METRICS_TOKEN",
+    "ALERT_WEBHOOK_URL",
+    "INTRUSION_DETECTION",
+    "INTRUSION_RULES",
+    "AUDIT_SIGNING_KEY",
+    "AUDIT_RETENTION_DAYS",
   ]);
 });
 
