@@ -69,7 +69,11 @@ export async function createRuntime(
   const kv = overrides.kv ?? await openStore(config);
   if (overrides.kv === undefined) owned.push(() => kv.close());
   try {
-    const hasher = overrides.hasher ?? createBcryptHasher({ rounds: config.bcryptRounds });
+    const hasher = overrides.hasher ?? createBcryptHasher({
+      rounds: config.bcryptRounds,
+      backend: config.bcryptBackend,
+      logger,
+    });
     if (overrides.hasher === undefined) owned.push(() => hasher.close());
     const mailer = overrides.mailer ?? createMailer({
       smtpUrl: config.smtpUrl,
