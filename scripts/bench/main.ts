@@ -11,6 +11,10 @@
  * `printTable` (`_report.ts`), and listing it below.
  *
  * Sections:
+ *   coldstart `deno task start` (its flags from deno.json) as a child process on a
+ *           fresh data folder: spawn → first answered `/health`, three runs
+ *           (goal < 300 ms), and that process's RSS idle, after a register
+ *           (password dictionaries) and after a login (bcrypt engine).
  *   health  `GET /health`: full stack vs bare Hono vs bare Hono sending the
  *           contract's headers (goal: full ≥ 70% of bare).
  *   auth    (a) logins/s at 2×cores connections vs the bcrypt limit, cores ÷
@@ -43,21 +47,31 @@
  *   --rounds=N         BENCH_ROUNDS           2     alternating runs per target
  *   --loader=X         BENCH_LOADER           auto  wrk | deno | auto (wrk, else deno)
  *   --bcrypt-rounds=N  BENCH_BCRYPT_ROUNDS    12    bcrypt cost of the auth section (10-31)
- *   --section=X        BENCH_SECTION          all   all | health | auth | ratelimit | apikeys
- *                                                   | uploads
+ *   --section=X        BENCH_SECTION          all   all | coldstart | health | auth | ratelimit
+ *                                                   | apikeys | uploads
+ * The run ends with the bench process's peak RSS (every in-process server).
  */
 import { type LoaderKind, type MeasureOptions, resolveLoader } from "./_measure.ts";
 import { apiKeySection } from "./apikeys.ts";
 import { authSection } from "./auth.ts";
+import { coldStartSection, rssMiB } from "./coldstart.ts";
 import { healthSection } from "./health.ts";
 import { rateLimitSection } from "./ratelimit.ts";
 import { benchUploads } from "./uploads.ts";
 
 /** Which sections to run. */
-export type SectionName = "all" | "health" | "auth" | "ratelimit" | "apikeys" | "uploads";
+export type SectionName =
+  | "all"
+  | "coldstart"
+  | "health"
+  | "auth"
+  | "ratelimit"
+  | "apikeys"
+  | "uploads";
 
 const SECTIONS: readonly SectionName[] = [
   "all",
+  "coldstart",
   "health",
   "auth",
   "ratelimit",
@@ -176,11 +190,16 @@ async function main(): Promise<void> {
     );
   }
   const runs = (name: SectionName) => settings.section === "all" || settings.section === name;
+  if (runs("coldstart")) await coldStartSection();
   if (runs("health")) await healthSection(settings, options);
   if (runs("auth")) await authSection(settings, options);
   if (runs("ratelimit")) await rateLimitSection(settings, options);
   if (runs("apikeys")) await apiKeySection(settings, options);
   if (runs("uploads")) await benchUploads();
+  console.log(
+    `\n## Memory\n\npeak RSS of this bench process (every in-process server above, ` +
+      `the loader is a child): ${rssMiB("self", "VmHWM").toFixed(0)} MiB`,
+  );
 }
 
 if (import.meta.main) await main();

@@ -20,8 +20,6 @@ export const serveCommand: CliCommand = {
           : "memory",
       });
     }
-    // Pay for the dummy hash (timing-equal refusals) before the first login does.
-    await runtime.deps.hasher.dummyHash();
     const tls = config.tlsCertFile === undefined || config.tlsKeyFile === undefined ? undefined : {
       cert: await Deno.readTextFile(config.tlsCertFile),
       key: await Deno.readTextFile(config.tlsKeyFile),
@@ -36,6 +34,12 @@ export const serveCommand: CliCommand = {
       ...(config.httpRedirectPort === undefined
         ? {}
         : { redirect: { port: config.httpRedirectPort, origin: config.publicUrl } }),
+    });
+    // Listen first, warm after: the dummy hash (timing-equal refusals) is made off
+    // the event loop while /health already answers; a login that comes sooner
+    // waits for it. The password dictionaries load on the first check that needs them.
+    runtime.deps.hasher.dummyHash().catch((error: unknown) => {
+      logger.error("bcrypt warm-up failed; the first login tries again", { error });
     });
     const { promise: stopped, resolve: stop } = Promise.withResolvers<string>();
     for (const signal of ["SIGINT", "SIGTERM"] as const) {

@@ -121,7 +121,14 @@ export function createBcryptHasher(options: BcryptHasherOptions): PasswordHasher
       return m === null || !hash.startsWith("$2b$") || getRounds(hash) < rounds;
     },
     dummyHash() {
-      dummy ??= this.hash(crypto.randomUUID());
+      if (dummy === undefined) {
+        const made = this.hash(crypto.randomUUID());
+        // A failure (engine did not load, hasher closed) is not kept: the next caller retries.
+        made.catch(() => {
+          if (dummy === made) dummy = undefined;
+        });
+        dummy = made;
+      }
       return dummy;
     },
     close() {

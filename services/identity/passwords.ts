@@ -184,7 +184,7 @@ export function createPasswordService(deps: PasswordDeps): PasswordService {
       const user = await users.getUser(entry.value.user_id);
       if (user === null || user.disabled) throw invalid;
       // Check the new password before spending the token, so a refused one can be retried.
-      deps.policy.assert(newPassword, [user.email, user.display_name ?? ""], "new_password");
+      await deps.policy.assert(newPassword, [user.email, user.display_name ?? ""], "new_password");
       await assertNotReused(user, newPassword);
       const spent = await kv.atomic()
         .check(entry)
@@ -221,7 +221,7 @@ export function createPasswordService(deps: PasswordDeps): PasswordService {
         throw new InvalidCredentialsError("The current password is wrong");
       }
       await deps.lockout.recordSuccess(user.email);
-      deps.policy.assert(input.newPassword, [user.email, user.display_name ?? ""], "new_password");
+      await deps.policy.assert(input.newPassword, [user.email, user.display_name ?? ""], "new_password");
       await assertNotReused(user, input.newPassword);
       await setPassword(user, input.newPassword);
       const current = await deps.sessions.getEntry(principal.sessionId);
