@@ -1,4 +1,4 @@
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "./app_env.ts";
 
 /** Options of {@linkcode corsPolicy}. */
@@ -23,18 +23,42 @@ const MAX_AGE = "86400";
  * Not `hono/cors`: it rebuilds every response and sends Allow-Credentials to refused origins too.
  */
 export function corsPolicy(options: CorsPolicyOptions): MiddlewareHandler<AppEnv> {
-  const matchers = options.origins.map(compileOrigin);
-  function allowed(origin: string | undefined): string | null {
-    if (origin === undefined) return null;
-    const normalized = normalizeOrigin(origin);
-    if (normalized === null) return null;
-    return matchers.some((m) => m(normalized)) ? normalized : null;
-  }
+  const cors = createCors(options);
   return async function corsPolicy(c, next) {
-    const origin = allowed(c.req.header("origin"));
-    const preflight = c.req.method === "OPTIONS" &&
-      c.req.header("access-control-request-method") !== undefined;
-    if (preflight) {
+    const origin = cors.allowedOrigin(c);
+    if (cors.isPreflight(c)) return cors.preflight(origin);
+    await next();
+    cors.decorate(c.res.headers, origin);
+  };
+}
+
+/** The steps of {@linkcode corsPolicy}, for a layer that does CORS among other things (`edge.ts`). */
+export interface Cors {
+  /** The request's `Origin` when it is allowed (serialized), else null. */
+  allowedOrigin(c: Context<AppEnv>): string | null;
+  isPreflight(c: Context<AppEnv>): boolean;
+  /** The 204 answer to a preflight; allowed origins get the `Access-Control-Allow-*` set. */
+  preflight(origin: string | null): Response;
+  /** `Vary: Origin` always; the allow and expose headers for an allowed origin. */
+  decorate(headers: Headers, origin: string | null): void;
+}
+
+/** Builds the CORS steps of API.md for `options.origins`. */
+export function createCors(options: CorsPolicyOptions): Cors {
+  const matchers = options.origins.map(compileOrigin);
+  return {
+    allowedOrigin(c) {
+      const origin = c.req.header("origin");
+      if (origin === undefined) return null;
+      const normalized = normalizeOrigin(origin);
+      if (normalized === null) return null;
+      return matchers.some((m) => m(normalized)) ? normalized : null;
+    },
+    isPreflight(c) {
+      return c.req.method === "OPTIONS" &&
+        c.req.header("access-control-request-method") !== undefined;
+    },
+    preflight(origin) {
       const headers = new Headers({ Vary: "Origin" });
       if (origin !== null) {
         headers.set("Access-Control-Allow-Origin", origin);
@@ -44,15 +68,15 @@ export function corsPolicy(options: CorsPolicyOptions): MiddlewareHandler<AppEnv
         headers.set("Access-Control-Max-Age", MAX_AGE);
       }
       return new Response(null, { status: 204, headers });
-    }
-    await next();
-    const h = c.res.headers;
-    h.append("Vary", "Origin");
-    if (origin !== null) {
-      h.set("Access-Control-Allow-Origin", origin);
-      h.set("Access-Control-Allow-Credentials", "true");
-      h.set("Access-Control-Expose-Headers", EXPOSE_HEADERS);
-    }
+    },
+    decorate(h, origin) {
+      h.append("Vary", "Origin");
+      if (origin !== null) {
+        h.set("Access-Control-Allow-Origin", origin);
+        h.set("Access-Control-Allow-Credentials", "true");
+        h.set("Access-Control-Expose-Headers", EXPOSE_HEADERS);
+      }
+    },
   };
 }
 
