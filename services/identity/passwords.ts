@@ -221,7 +221,11 @@ export function createPasswordService(deps: PasswordDeps): PasswordService {
         throw new InvalidCredentialsError("The current password is wrong");
       }
       await deps.lockout.recordSuccess(user.email);
-      await deps.policy.assert(input.newPassword, [user.email, user.display_name ?? ""], "new_password");
+      await deps.policy.assert(
+        input.newPassword,
+        [user.email, user.display_name ?? ""],
+        "new_password",
+      );
       await assertNotReused(user, input.newPassword);
       await setPassword(user, input.newPassword);
       const current = await deps.sessions.getEntry(principal.sessionId);
