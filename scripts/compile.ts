@@ -107,10 +107,10 @@ export async function findWorkerModules(rootDir: string = ROOT_DIR): Promise<str
  * - `--allow-write` only the data folder (see {@linkcode DEFAULT_DATA_DIR}).
  * - `--allow-sys=hostname,networkInterfaces` only: nodemailer names the client in SMTP HELO
  *   (`os.hostname()`, `os.networkInterfaces()`); nothing else the service runs asks for more.
- * - `--allow-ffi`: native bcrypt (`@node-rs/bcrypt`, an N-API addon). `deno compile` embeds
- *   npm packages (the global cache with `nodeModulesDir: "none"`) and writes the addon's `.node`
- *   file out at start-up to load it; only the build host's platform package is cached, so a
- *   `--target` for another platform falls back to bcryptjs workers (logged at start-up). Operators
+ * - `--allow-ffi`: native bcrypt (npm `bcrypt`, an N-API addon). `deno compile` embeds
+ *   npm packages (the global cache with `nodeModulesDir: "none"`), the addon's prebuilt `.node`
+ *   files for every platform included, and writes the one it loads out at start-up; where it
+ *   cannot load, the service falls back to bcryptjs workers (logged at start-up). Operators
  *   who refuse FFI build without it and set `BCRYPT_BACKEND=js`.
  * - `--no-prompt`: a compiled binary otherwise prompts on a TTY; a service must fail instead.
  * - `--unstable-kv`: also set by deno.json's `"unstable": ["kv"]`, which compile honours;

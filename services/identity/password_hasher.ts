@@ -36,7 +36,7 @@ export interface BcryptHasherOptions {
   /** bcrypt cost factor (2^rounds iterations). */
   rounds: number;
   /**
-   * `native`: `@node-rs/bcrypt` (needs `--allow-ffi`), failing every hash when it cannot
+   * `native`: npm `bcrypt`, OpenBSD's C code (needs `--allow-ffi`), failing every hash when it cannot
    * load; `js`: bcryptjs in worker threads; `auto`: native when it loads, else js (logged).
    * @default "auto"
    */
@@ -152,7 +152,7 @@ async function pickEngine(
   }
   try {
     const native = await loadNativeEngine(size);
-    logger?.info("bcrypt: native code (@node-rs/bcrypt)", { concurrency: size });
+    logger?.info("bcrypt: native code (npm bcrypt, C)", { concurrency: size });
     return native;
   } catch (error) {
     // Every load failure (no --allow-ffi, no binary for this platform) means

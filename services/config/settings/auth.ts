@@ -101,7 +101,7 @@ export const AUTH_SETTINGS = {
   BCRYPT_BACKEND: setting({
     schema: z.enum(["auto", "native", "js"]).default("auto"),
     doc:
-      "`auto`: native bcrypt (`@node-rs/bcrypt`, needs `--allow-ffi`) when it loads, else bcryptjs in worker threads (logged); `native` or `js` forces one.",
+      "`auto`: native bcrypt (npm `bcrypt`, C; needs `--allow-ffi`) when it loads, else bcryptjs in worker threads (logged); `native` or `js` forces one.",
     show: (c) => c.bcryptBackend,
   }),
 };

@@ -119,7 +119,7 @@ async function withHasher(
 const MODES = [
   { name: "bcryptjs inline (workers: 0)", workers: 0, backend: "js" },
   { name: "bcryptjs worker pool (workers: 1)", workers: 1, backend: "js" },
-  { name: "native @node-rs/bcrypt (workers: 1)", workers: 1, backend: "native" },
+  { name: "native bcrypt, C (workers: 1)", workers: 1, backend: "native" },
 ] as const;
 
 Deno.test("verify() accepts published bcrypt test vectors and refuses wrong passwords", async (t) => {
@@ -241,7 +241,7 @@ Deno.test("hash() returns $2b$ at the configured cost with a fresh salt", async 
       assertEquals(await hasher.verify("Correct-Horse-7!", hash), true);
     });
   });
-  await t.step("native code returns the same format ($2b$, not the crate's $2y$)", async () => {
+  await t.step("native code returns the same format ($2b$)", async () => {
     await withHasher({ rounds: 4, workers: 1, backend: "native" }, async (hasher) => {
       const hash = await hasher.hash("Correct-Horse-7!");
       assertMatch(hash, /^\$2b\$04\$[./A-Za-z0-9]{53}$/);
@@ -471,6 +471,8 @@ Deno.test("the worker pool and native code never block the event loop", async (t
       async () => {
         await withHasher({ rounds: 10, workers: 2, backend }, async (hasher) => {
           assertEquals(await hasher.engine, backend);
+          // Steady state: workers start on first use, and that start is not what is measured.
+          await Promise.all([hasher.hash("warm-up-1"), hasher.hash("warm-up-2")]);
           const { gap, ticks, elapsed } = await maxTimerGap(() =>
             Promise.all([0, 1, 2, 3].map((i) => hasher.hash(`Password-${i}-!`)))
           );
