@@ -390,6 +390,11 @@ export async function authSection(settings: BenchSettings, options: MeasureOptio
       `goal (a) logins/s ≥ 95% of the C-bcrypt bound: ${percent(loginRatio)} — ` +
         verdict(loginRatio >= 0.95),
     );
+    const ownRatio = logins.rate / (cores / (verifyMs / 1000));
+    console.log(
+      `vs the ${engine} engine's own bound (cores ÷ one verify through the hasher, one at a ` +
+        `time): ${percent(ownRatio)}`,
+    );
     if (c !== null && Number.isFinite(loginCpuSeconds) && loginCpuSeconds > 0) {
       const perCpu = loadLogins / loginCpuSeconds;
       const cPerCpu = 1000 / c.cpu;
