@@ -29,10 +29,12 @@ interface NativeBcrypt {
 }
 
 /**
- * Loads npm `bcrypt` (C; `@node-rs/bcrypt`, in Rust, measured 10% more CPU
- * per hash here, and its 2.0.0 does not resolve from npm in Deno). Its async `hash`/`compare` run on Deno's blocking
- * thread pool (N-API async work is `spawn_blocking`, not libuv: `UV_THREADPOOL_SIZE`
- * means nothing here), so the event loop never waits for a hash. That pool
+ * Loads npm `bcrypt`, the C implementation (`@node-rs/bcrypt`, in Rust, cost
+ * 10% more CPU per hash here, and its 2.0.0 does not resolve from npm in
+ * Deno). Its async `hash`/`compare` run on Deno's blocking thread pool (N-API
+ * async work is tokio's `spawn_blocking`, not libuv: `UV_THREADPOOL_SIZE`
+ * means nothing here), so the event loop never waits for a hash. Passwords
+ * with NUL bytes hash whole (length-aware, as bcryptjs). That pool
  * grows to hundreds of threads, so `concurrency` jobs run at once and the
  * rest queue here, first come first served: more threads than cores would
  * only make every login slower, not more logins finish.
