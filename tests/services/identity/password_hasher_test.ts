@@ -581,3 +581,18 @@ Deno.test("createBcryptHasher() falls back to bcryptjs where native code cannot 
     assertMatch(await withoutFfi("native"), /^failed /);
   });
 });
+
+Deno.test("a password with a NUL byte is hashed whole, and both engines agree", async () => {
+  // A C string would end at the NUL, making "Correct\0anything" equal "Correct".
+  const password = "Correct-7!\u0000AAAA";
+  await withHasher({ rounds: 4, workers: 1, backend: "native" }, async (native) => {
+    await withHasher({ rounds: 4, workers: 0, backend: "js" }, async (js) => {
+      for (const [hasher, other] of [[native, js], [js, native]] as const) {
+        const hash = await hasher.hash(password);
+        assertEquals(await other.verify(password, hash), true);
+        assertEquals(await other.verify("Correct-7!", hash), false);
+        assertEquals(await hasher.verify("Correct-7!\u0000BBBB", hash), false);
+      }
+    });
+  });
+});
