@@ -16,15 +16,18 @@
  *           (goal < 300 ms), and that process's RSS idle, after a register
  *           (password dictionaries) and after a login (bcrypt engine).
  *   health  `GET /health`: full stack vs bare Hono vs bare Hono sending the
- *           contract's headers (goal: full ≥ 70% of bare).
+ *           contract's headers (goal: full ≥ 70% of bare), by HTTP and in
+ *           process (`app.fetch`, µs per request: steadier on a busy machine).
  *   auth    (a) logins/s at 2×cores connections over many accounts vs the C-bcrypt
  *           bound, cores ÷ one $2b$ hash by C bcrypt (Python's bcrypt module in a
  *           child process) measured in the same run (goal ≥ 95%);
  *           (b) `/health` p99 while 8 logins are in flight (goal < 25 ms);
  *           (c) `GET /users/me` with a Bearer token vs `/health` (goal ≥ 60%).
  *           Logins are counted by the server; on Linux the CPU each phase got
- *           (event loop, bcrypt workers, everything else) is printed too, since
- *           other work on a 2-core machine takes cores the limit counts on.
+ *           (event loop, bcrypt threads, everything else) is printed too, since
+ *           other work on a 2-core machine takes cores the bound counts on, and
+ *           so are logins per CPU-second of the server vs C hashes per
+ *           CPU-second, a ratio that other load does not skew.
  *   ratelimit `GET /users/me` on an app with rate limiting on (limits raised so
  *           nothing is refused) vs one with `RATE_LIMIT_ENABLED=false`, two
  *           servers measured in turn; tokens of 32 users in turn (a bucket per
