@@ -29,7 +29,7 @@ export interface AuthenticateOptions {
   oauth2?: {
     isOAuthToken(token: string): boolean;
     authenticateAccessToken(token: string): Promise<OAuthPrincipal>;
-  };
+  } | undefined;
 }
 
 /**
@@ -40,71 +40,98 @@ export interface AuthenticateOptions {
  * limiter that runs next charges it to the client IP.
  */
 export function authenticate(options: AuthenticateOptions): MiddlewareHandler<AppEnv> {
-  const { auth, audit, apiKeys, oauth2 } = options;
   return async function authenticate(c, next) {
-    const header = c.req.header("authorization");
-    c.set("principal", null);
-    c.set("authError", null);
-    const apiKey = c.req.header("x-api-key");
-    if (header !== undefined || apiKey !== undefined) {
-      const match = header === undefined
-        ? null
-        : /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(header.trim());
-      try {
-        if (header === undefined) {
-          const identity = await apiKeys.authenticate(apiKey!, requestMeta(c));
-          c.set("principal", {
-            kind: "api_key",
-            userId: identity.userId,
-            keyId: identity.keyId,
-            role: identity.role,
-            scopes: new Set(identity.scopes),
-            passwordExpired: auth.isPasswordExpired(identity.user),
-            user: identity.user,
-          });
-        } else if (match === null) {
-          throw new TokenInvalidError("Authorization must be a Bearer token");
-        } else if (oauth2?.isOAuthToken(match[1]!)) {
-          const principal = await oauth2.authenticateAccessToken(match[1]!);
-          c.set("principal", {
-            ...principal,
-            passwordExpired: auth.isPasswordExpired(principal.user),
-          });
-        } else {
-          const principal = await auth.authenticate(match[1]!);
-          // Expiry is judged now, not only when the token was issued.
-          c.set("principal", {
-            ...principal,
-            passwordExpired: auth.isPasswordExpired(principal.user),
-          });
-        }
-      } catch (error) {
-        // Kept for requirePrincipal(); any other failure is a real fault and propagates.
-        if (
-          !(error instanceof TokenInvalidError || error instanceof TokenExpiredError ||
-            error instanceof TokenRevokedError || error instanceof IpNotAllowedError)
-        ) {
-          throw error;
-        }
-        c.set("authError", error);
-      }
-    }
+    await resolvePrincipal(c, options);
     await next();
-    // Hono turns a thrown error into the response at the level it was thrown and
-    // leaves it on c.error, so refusals are read here rather than caught.
-    const error = c.error;
-    if (error instanceof ForbiddenError || error instanceof InsufficientScopeError) {
-      await audit.record({
-        type: "authz.denied",
-        outcome: "failure",
-        userId: c.get("principal")?.userId,
-        meta: requestMeta(c),
-        details: { code: error.code, method: c.req.method, path: c.req.path },
-        // Repeated probing by one caller is one record a minute, with its count.
-        sample: { key: c.get("principal")?.userId ?? c.get("clientIp") },
+    await auditDenied(c, options.audit);
+  };
+}
+
+/** True when the request presents a credential (`Authorization` or `X-API-Key`) to verify. */
+export function hasCredential(c: Context<AppEnv>): boolean {
+  return c.req.header("authorization") !== undefined || c.req.header("x-api-key") !== undefined;
+}
+
+/**
+ * The work of {@linkcode authenticate} before the route runs: sets `principal`
+ * (null when anonymous) and `authError` (why a presented credential failed).
+ */
+export async function resolvePrincipal(
+  c: Context<AppEnv>,
+  options: AuthenticateOptions,
+): Promise<void> {
+  const { auth, apiKeys, oauth2 } = options;
+  const header = c.req.header("authorization");
+  c.set("principal", null);
+  c.set("authError", null);
+  const apiKey = c.req.header("x-api-key");
+  if (header === undefined && apiKey === undefined) return;
+  const match = header === undefined
+    ? null
+    : /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(header.trim());
+  try {
+    if (header === undefined) {
+      const identity = await apiKeys.authenticate(apiKey!, requestMeta(c));
+      c.set("principal", {
+        kind: "api_key",
+        userId: identity.userId,
+        keyId: identity.keyId,
+        role: identity.role,
+        scopes: new Set(identity.scopes),
+        passwordExpired: auth.isPasswordExpired(identity.user),
+        user: identity.user,
+      });
+    } else if (match === null) {
+      throw new TokenInvalidError("Authorization must be a Bearer token");
+    } else if (oauth2?.isOAuthToken(match[1]!)) {
+      const principal = await oauth2.authenticateAccessToken(match[1]!);
+      c.set("principal", {
+        ...principal,
+        passwordExpired: auth.isPasswordExpired(principal.user),
+      });
+    } else {
+      const principal = await auth.authenticate(match[1]!);
+      // Expiry is judged now, not only when the token was issued.
+      c.set("principal", {
+        ...principal,
+        passwordExpired: auth.isPasswordExpired(principal.user),
       });
     }
-  };
+  } catch (error) {
+    // Kept for requirePrincipal(); any other failure is a real fault and propagates.
+    if (
+      !(error instanceof TokenInvalidError || error instanceof TokenExpiredError ||
+        error instanceof TokenRevokedError || error instanceof IpNotAllowedError)
+    ) {
+      throw error;
+    }
+    c.set("authError", error);
+  }
+}
+
+/** The work of {@linkcode authenticate} after the route ran: audits an authorization refusal (403). */
+export async function auditDenied(c: Context<AppEnv>, audit: AuditService): Promise<void> {
+  // Hono turns a thrown error into the response at the level it was thrown and
+  // leaves it on c.error, so refusals are read here rather than caught.
+  const error = c.error;
+  if (error instanceof ForbiddenError || error instanceof InsufficientScopeError) {
+    await audit.record({
+      type: "authz.denied",
+      outcome: "failure",
+      userId: c.get("principal")?.userId,
+      meta: requestMeta(c),
+      details: { code: error.code, method: c.req.method, path: c.req.path },
+      // Repeated probing by one caller is one record a minute, with its count.
+      sample: { key: c.get("principal")?.userId ?? c.get("clientIp") },
+    });
+  }
+}
+
+/** The refusal of {@linkcode enforcePasswordExpiry}, or null when the caller may go on. */
+export function passwordExpiryRefusal(c: Context<AppEnv>): PasswordExpiredError | null {
+  return c.get("principal")?.passwordExpired && !routePolicyOf(c).allowExpiredPassword
+    ? new PasswordExpiredError("The password has expired; change it first")
+    : null;
 }
 
 /**
@@ -114,9 +141,8 @@ export function authenticate(options: AuthenticateOptions): MiddlewareHandler<Ap
  */
 export function enforcePasswordExpiry(): MiddlewareHandler<AppEnv> {
   return async function enforcePasswordExpiry(c, next) {
-    if (c.get("principal")?.passwordExpired && !routePolicyOf(c).allowExpiredPassword) {
-      throw new PasswordExpiredError("The password has expired; change it first");
-    }
+    const refusal = passwordExpiryRefusal(c);
+    if (refusal !== null) throw refusal;
     await next();
   };
 }

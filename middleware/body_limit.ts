@@ -1,4 +1,4 @@
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { bodyLimit as honoBodyLimit } from "hono/body-limit";
 import { PayloadTooLargeError } from "../services/core/errors.ts";
 import type { AppEnv } from "./app_env.ts";
@@ -26,7 +26,16 @@ export function bodyLimit(options: BodyLimitOptions): MiddlewareHandler<AppEnv> 
     },
   });
   return async function bodyLimit(c, next) {
-    if (routePolicyOf(c).body === "stream") return await next();
+    if (!hasLimitedBody(c)) return await next();
     await limit(c, next);
   };
+}
+
+/**
+ * True when the request has a body this limit applies to: GET, HEAD and
+ * OPTIONS requests without one skip the counting wrapper altogether, and
+ * routes that declare `body: "stream"` (uploads) count and cap their own.
+ */
+export function hasLimitedBody(c: Context<AppEnv>): boolean {
+  return c.req.raw.body !== null && routePolicyOf(c).body !== "stream";
 }

@@ -1,4 +1,4 @@
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "./app_env.ts";
 
 /** Options of {@linkcode corsPolicy}. */
@@ -23,12 +23,36 @@ const MAX_AGE = "86400";
  * Not `hono/cors`: it rebuilds every response and sends Allow-Credentials to refused origins too.
  */
 export function corsPolicy(options: CorsPolicyOptions): MiddlewareHandler<AppEnv> {
-  const allowed = originMatcher(options.origins);
+  const cors = createCors(options);
   return async function corsPolicy(c, next) {
-    const origin = allowed(c.req.header("origin"));
-    const preflight = c.req.method === "OPTIONS" &&
-      c.req.header("access-control-request-method") !== undefined;
-    if (preflight) {
+    const origin = cors.allowedOrigin(c);
+    if (cors.isPreflight(c)) return cors.preflight(origin);
+    await next();
+    cors.decorate(c.res.headers, origin);
+  };
+}
+
+/** The steps of {@linkcode corsPolicy}, for a layer that does CORS among other things (`edge.ts`). */
+export interface Cors {
+  /** The request's `Origin` when it is allowed (serialized), else null. */
+  allowedOrigin(c: Context<AppEnv>): string | null;
+  isPreflight(c: Context<AppEnv>): boolean;
+  /** The 204 answer to a preflight; allowed origins get the `Access-Control-Allow-*` set. */
+  preflight(origin: string | null): Response;
+  /** `Vary: Origin` always; the allow and expose headers for an allowed origin. */
+  decorate(headers: Headers, origin: string | null): void;
+}
+
+/** Builds the CORS steps of API.md for `options.origins`. */
+export function createCors(options: CorsPolicyOptions): Cors {
+  const allowed = originMatcher(options.origins);
+  return {
+    allowedOrigin: (c) => allowed(c.req.header("origin")),
+    isPreflight(c) {
+      return c.req.method === "OPTIONS" &&
+        c.req.header("access-control-request-method") !== undefined;
+    },
+    preflight(origin) {
       const headers = new Headers({ Vary: "Origin" });
       if (origin !== null) {
         headers.set("Access-Control-Allow-Origin", origin);
@@ -38,15 +62,15 @@ export function corsPolicy(options: CorsPolicyOptions): MiddlewareHandler<AppEnv
         headers.set("Access-Control-Max-Age", MAX_AGE);
       }
       return new Response(null, { status: 204, headers });
-    }
-    await next();
-    const h = c.res.headers;
-    h.append("Vary", "Origin");
-    if (origin !== null) {
-      h.set("Access-Control-Allow-Origin", origin);
-      h.set("Access-Control-Allow-Credentials", "true");
-      h.set("Access-Control-Expose-Headers", EXPOSE_HEADERS);
-    }
+    },
+    decorate(h, origin) {
+      h.append("Vary", "Origin");
+      if (origin !== null) {
+        h.set("Access-Control-Allow-Origin", origin);
+        h.set("Access-Control-Allow-Credentials", "true");
+        h.set("Access-Control-Expose-Headers", EXPOSE_HEADERS);
+      }
+    },
   };
 }
 

@@ -1,4 +1,4 @@
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { routePath } from "hono/route";
 import { resolveClientIp } from "../services/limits/client_ip.ts";
 import type { Logger } from "../services/core/logger.ts";
@@ -23,6 +23,24 @@ const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
  * so tokens and secrets cannot reach the log.
  */
 export function requestContext(options: RequestContextOptions): MiddlewareHandler<AppEnv> {
+  const context = createRequestContext(options);
+  return async function requestContext(c, next) {
+    const started = context.begin(c);
+    await next();
+    context.end(c, started);
+  };
+}
+
+/** The steps of {@linkcode requestContext}, for a layer that does more (`edge.ts`). */
+export interface RequestContext {
+  /** Sets `requestId`, `clientIp` and `logger` on the context; returns the start time. */
+  begin(c: Context<AppEnv>): number;
+  /** Sets `X-Request-ID` on the response and writes the access-log line. */
+  end(c: Context<AppEnv>, started: number): void;
+}
+
+/** Builds the request-context steps. */
+export function createRequestContext(options: RequestContextOptions): RequestContext {
   const { logger } = options;
   const trustProxy = options.trustProxy ?? 0;
   if (!Number.isInteger(trustProxy) || trustProxy < 0) {
@@ -33,28 +51,32 @@ export function requestContext(options: RequestContextOptions): MiddlewareHandle
   // counter cost far less per request than a UUID.
   const prefix = crypto.randomUUID().slice(0, 8);
   let counter = 0;
-  return async function requestContext(c, next) {
-    const started = now();
-    const incoming = c.req.header("x-request-id");
-    const requestId = incoming !== undefined && REQUEST_ID.test(incoming)
-      ? incoming
-      : `${prefix}-${(++counter).toString(36).padStart(6, "0")}`;
-    const addr = c.env?.remoteAddr;
-    const peer = addr !== undefined && "hostname" in addr ? addr.hostname : undefined;
-    const clientIp = resolveClientIp(peer, c.req.header("x-forwarded-for"), trustProxy);
-    c.set("requestId", requestId);
-    c.set("clientIp", clientIp);
-    c.set("logger", logger);
-    await next();
-    c.res.headers.set("X-Request-ID", requestId);
-    logger.info("request", {
-      request_id: requestId,
-      method: c.req.method,
-      route: routePath(c),
-      path: c.req.path,
-      status: c.res.status,
-      duration_ms: Math.round((now() - started) * 100) / 100,
-      ip: clientIp,
-    });
+  return {
+    begin(c) {
+      const started = now();
+      const incoming = c.req.header("x-request-id");
+      const requestId = incoming !== undefined && REQUEST_ID.test(incoming)
+        ? incoming
+        : `${prefix}-${(++counter).toString(36).padStart(6, "0")}`;
+      const addr = c.env?.remoteAddr;
+      const peer = addr !== undefined && "hostname" in addr ? addr.hostname : undefined;
+      c.set("requestId", requestId);
+      c.set("clientIp", resolveClientIp(peer, c.req.header("x-forwarded-for"), trustProxy));
+      c.set("logger", logger);
+      return started;
+    },
+    end(c, started) {
+      const requestId = c.get("requestId");
+      c.res.headers.set("X-Request-ID", requestId);
+      logger.info("request", {
+        request_id: requestId,
+        method: c.req.method,
+        route: routePath(c),
+        path: c.req.path,
+        status: c.res.status,
+        duration_ms: Math.round((now() - started) * 100) / 100,
+        ip: c.get("clientIp"),
+      });
+    },
   };
 }

@@ -107,6 +107,11 @@ export async function findWorkerModules(rootDir: string = ROOT_DIR): Promise<str
  * - `--allow-write` only the data folder (see {@linkcode DEFAULT_DATA_DIR}).
  * - `--allow-sys=hostname,networkInterfaces` only: nodemailer names the client in SMTP HELO
  *   (`os.hostname()`, `os.networkInterfaces()`); nothing else the service runs asks for more.
+ * - `--allow-ffi`: native bcrypt (npm `bcrypt`, an N-API addon). `deno compile` embeds
+ *   npm packages (the global cache with `nodeModulesDir: "none"`), the addon's prebuilt `.node`
+ *   files for every platform included, and writes the one it loads out at start-up; where it
+ *   cannot load, the service falls back to bcryptjs workers (logged at start-up). Operators
+ *   who refuse FFI build without it and set `BCRYPT_BACKEND=js`.
  * - `--no-prompt`: a compiled binary otherwise prompts on a TTY; a service must fail instead.
  * - `--unstable-kv`: also set by deno.json's `"unstable": ["kv"]`, which compile honours;
  *   given explicitly so the binary keeps KV whatever the config says.
@@ -122,6 +127,7 @@ export function buildCompileArgs(options: CompileOptions, workers: readonly stri
     "--allow-read",
     `--allow-write=${options.dataDir}`,
     "--allow-sys=hostname,networkInterfaces",
+    "--allow-ffi",
     "--unstable-kv",
     ...workers.flatMap((worker) => ["--include", worker]),
     ...(options.target === undefined ? [] : ["--target", options.target]),

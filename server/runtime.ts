@@ -84,7 +84,11 @@ export async function createRuntime(
       ? createMetrics({ version: VERSION })
       : createNoopMetrics();
     const kv = instrumentKv(store, metrics);
-    const hasher = overrides.hasher ?? createBcryptHasher({ rounds: config.bcryptRounds });
+    const hasher = overrides.hasher ?? createBcryptHasher({
+      rounds: config.bcryptRounds,
+      backend: config.bcryptBackend,
+      logger,
+    });
     if (overrides.hasher === undefined) owned.push(() => hasher.close());
     const mailer = overrides.mailer ?? createMailer({
       smtpUrl: config.smtpUrl,

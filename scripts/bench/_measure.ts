@@ -379,7 +379,10 @@ export interface CpuSample {
   at: number;
   /** The event loop (the main thread). */
   main: number;
-  /** Web Worker threads (`worker-N`): the bcrypt pool. */
+  /**
+   * bcrypt's threads: Web Workers (`worker-N`, the bcryptjs fallback pool) and
+   * tokio's blocking pool (`tokio-runtime-w`, where N-API async work runs native bcrypt).
+   */
   workers: number;
   /** Deno KV's SQLite thread(s) (`sw-N`), where store reads and commits run. */
   kv: number;
@@ -409,8 +412,9 @@ export function cpuSample(): CpuSample | null {
     for (const task of Deno.readDirSync("/proc/self/task")) {
       const times = procTimes(Deno.readTextFileSync(`/proc/self/task/${task.name}/stat`));
       if (task.name === String(Deno.pid)) main += times.seconds;
-      else if (times.name.startsWith("worker-")) workers += times.seconds;
-      else if (times.name.startsWith("sw-")) kv += times.seconds;
+      else if (times.name.startsWith("worker-") || times.name.startsWith("tokio-runtime")) {
+        workers += times.seconds;
+      } else if (times.name.startsWith("sw-")) kv += times.seconds;
     }
     const self = procTimes(Deno.readTextFileSync("/proc/self/stat")).seconds;
     const cpu = (Deno.readTextFileSync("/proc/stat").split("\n")[0] ?? "").trim().split(/\s+/)

@@ -52,6 +52,23 @@ function headerDrift(full: Headers, contract: Headers): string[] {
   return drift;
 }
 
+/**
+ * Microseconds per `GET /health` through `app.fetch` in this process, no
+ * socket: what the app itself costs, free of the HTTP server and the loader
+ * (on a busy machine far steadier than req/s). Best of three batches.
+ */
+async function inProcessMicros(
+  fetch: (req: Request) => Response | Promise<Response>,
+): Promise<number> {
+  const batch = async (n: number): Promise<number> => {
+    const started = performance.now();
+    for (let i = 0; i < n; i++) await (await fetch(new Request("http://127.0.0.1/health"))).text();
+    return ((performance.now() - started) * 1000) / n;
+  };
+  await batch(5000);
+  return Math.min(await batch(20_000), await batch(20_000), await batch(20_000));
+}
+
 /** Section 1: `GET /health` through the full middleware stack vs bare Hono, with and without headers. */
 export async function healthSection(
   settings: BenchSettings,
@@ -106,6 +123,19 @@ export async function healthSection(
           `full/(bare + contract headers) isolates what Hono routing and Bulwark's middleware add.`,
       );
     }
+    const peer = { remoteAddr: { transport: "tcp" as const, hostname: "127.0.0.1", port: 9 } };
+    const micros = {
+      bare: await inProcessMicros((req) => bareApp.fetch(req)),
+      contract: await inProcessMicros((req) => contractApp.fetch(req)),
+      full: await inProcessMicros((req) => full.runtime.app.fetch(req, peer)),
+    };
+    console.log(
+      `\nin process (app.fetch, no socket, best of 3 × 20,000): bare Hono ` +
+        `${micros.bare.toFixed(1)} µs, bare + contract headers ${micros.contract.toFixed(1)} µs, ` +
+        `full Bulwark ${micros.full.toFixed(1)} µs per request → full/bare ` +
+        `${percent(micros.bare / micros.full)}, full/(bare + contract headers) ` +
+        `${percent(micros.contract / micros.full)}`,
+    );
     const drift = headerDrift(responses[2] ?? new Headers(), responses[1] ?? new Headers());
     if (drift.length > 0) {
       console.log(

@@ -20,8 +20,6 @@ export const serveCommand: CliCommand = {
           : "memory",
       });
     }
-    // Pay for the dummy hash (timing-equal refusals) before the first login does.
-    await runtime.deps.hasher.dummyHash();
     const tls = config.tlsCertFile === undefined || config.tlsKeyFile === undefined ? undefined : {
       cert: await Deno.readTextFile(config.tlsCertFile),
       key: await Deno.readTextFile(config.tlsKeyFile),
@@ -49,6 +47,12 @@ export const serveCommand: CliCommand = {
       });
     void check();
     const selfCheckTimer = setInterval(check, 6 * 3600_000);
+    // Listen first, warm after: the dummy hash (timing-equal refusals) is made off
+    // the event loop while /health already answers; a login that comes sooner
+    // waits for it. The password dictionaries load on the first check that needs them.
+    runtime.deps.hasher.dummyHash().catch((error: unknown) => {
+      logger.error("bcrypt warm-up failed; the first login tries again", { error });
+    });
     const { promise: stopped, resolve: stop } = Promise.withResolvers<string>();
     for (const signal of ["SIGINT", "SIGTERM"] as const) {
       if (Deno.build.os === "windows" && signal === "SIGTERM") continue;

@@ -194,7 +194,7 @@ export function createAccountAdminService(deps: AccountAdminDeps): AccountAdminS
 
     async createAdmin(email, password) {
       const normalized = normalizeEmail(email);
-      deps.policy.assert(password, [normalized]);
+      await deps.policy.assert(password, [normalized]);
       const existing = await users.getUserByEmail(normalized);
       if (existing !== null) {
         await service.update({ kind: "cli" }, existing.id, { role: "admin" });

@@ -303,9 +303,12 @@ export function createAuthService(deps: AuthDeps): AuthService {
     );
     // Known and unknown emails go through the same lockout, so it reveals nothing.
     await lockout.begin(subject, meta);
+    // Every login waits for the dummy hash (made once, warmed at start-up), known
+    // email or not, so even the first logins after a start reveal nothing by timing.
+    const dummy = await hasher.dummyHash();
     const user = await users.getUserByEmail(email);
     // Unknown emails still pay for one bcrypt run at the same cost (no timing oracle).
-    const ok = await hasher.verify(password, user?.password_hash ?? await hasher.dummyHash());
+    const ok = await hasher.verify(password, user?.password_hash ?? dummy);
     if (user === null || !ok || user.disabled) {
       const reason = user === null ? "unknown_email" : !ok ? "wrong_password" : "account_disabled";
       await lockout.recordFailure(subject, meta);
@@ -368,7 +371,7 @@ export function createAuthService(deps: AuthDeps): AuthService {
     async register(input, meta) {
       const email = normalizeEmail(input.email);
       await deps.rates.checkAccount("register", email, meta);
-      deps.policy.assert(input.password, [email, input.displayName ?? ""]);
+      await deps.policy.assert(input.password, [email, input.displayName ?? ""]);
       const passwordHash = await hasher.hash(input.password);
       const user = await users.createUser({ email, displayName: input.displayName, passwordHash });
       await audit.record({ type: "user.registered", outcome: "success", userId: user.id, meta });

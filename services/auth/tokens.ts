@@ -1,5 +1,7 @@
-import { randomId } from "../core/crypto.ts";
-import { errors as joseErrors, type JWTPayload, jwtVerify, SignJWT } from "jose";
+import { Buffer } from "node:buffer";
+import { createSecretKey, type KeyObject } from "node:crypto";
+import { hmacSha256, randomId, timingSafeEqual } from "../core/crypto.ts";
+import { errors as joseErrors, type JWTPayload, SignJWT } from "jose";
 import type { Clock } from "../core/clock.ts";
 import type { SecretKey } from "../config/config.ts";
 import { TokenExpiredError, TokenInvalidError } from "../core/errors.ts";
@@ -59,6 +61,14 @@ export interface TokenService {
    */
   verifyAccess(token: string): Promise<AccessClaims>;
   /**
+   * {@linkcode TokenService.verifyAccess} without a promise: verification is
+   * synchronous HMAC work, for callers that can answer without awaiting.
+   *
+   * @throws {TokenInvalidError} forged, malformed, wrong kind, key or issuer
+   * @throws {TokenExpiredError} genuine but expired
+   */
+  verifyAccessSync(token: string): AccessClaims;
+  /**
    * @throws {TokenInvalidError} forged, malformed, wrong kind, key or issuer
    * @throws {TokenExpiredError} genuine but expired
    */
@@ -110,48 +120,121 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
     return { token, jti, expiresAt: exp };
   }
 
-  async function verify(typ: TokenType, token: string): Promise<JWTPayload> {
+  // HMAC keys for verification, imported once per kid (node:crypto KeyObjects,
+  // used synchronously: a WebCrypto verify costs a promise and a thread hop per request).
+  const verifyRings: Record<TokenType, ReadonlyMap<string, KeyObject>> = {
+    access: new Map(options.accessKeys.map((k) => [k.kid, createSecretKey(k.secret)])),
+    refresh: new Map(options.refreshKeys.map((k) => [k.kid, createSecretKey(k.secret)])),
+  };
+
+  /**
+   * Verifies a compact HS256 JWS synchronously, in jose's order and with
+   * jose's error classes as causes: shape, protected header (alg pinned, no
+   * `crit`/`b64` extensions), kid within this kind's ring, the signature (its
+   * one canonical base64url spelling, compared in constant time), and only
+   * then the claims (RFC 8725 §3.1, §3.4).
+   */
+  function verify(typ: TokenType, token: string): JWTPayload {
     if (typeof token !== "string" || token.length > MAX_TOKEN_LENGTH) {
       throw new TokenInvalidError("Token is malformed");
     }
-    const now = clock.now().getTime();
-    try {
-      const { payload } = await jwtVerify(token, (header) => {
-        // Pin the key by kid within this kind's ring; unknown kids fail before any HMAC.
-        const secret = header.kid === undefined ? undefined : rings[typ].get(header.kid);
-        if (secret === undefined) throw new TokenInvalidError("Token key is unknown");
-        return secret;
-      }, {
-        algorithms: [ALG],
-        issuer,
-        currentDate: new Date(now),
-        clockTolerance: LEEWAY_SECONDS,
-        requiredClaims: ["sub", "jti", "iat", "exp"],
-      });
-      if (payload.typ !== typ) throw new TokenInvalidError(`Token is not an ${typ} token`);
-      if (
-        typeof payload.sid !== "string" || !ID.test(payload.sid) ||
-        typeof payload.jti !== "string" || !ID.test(payload.jti) ||
-        typeof payload.sub !== "string" || !ID.test(payload.sub)
-      ) {
-        throw new TokenInvalidError("Token claims are malformed");
-      }
-      // jose checks iat only with maxTokenAge; a token from the future is forged or mis-clocked.
-      if (typeof payload.iat !== "number" || payload.iat > now / 1000 + LEEWAY_SECONDS) {
-        throw new TokenInvalidError("Token was issued in the future");
-      }
-      return payload;
-    } catch (error) {
-      if (error instanceof TokenInvalidError) throw error;
-      // Signature is checked before claims, so an expired token here is genuine.
-      if (error instanceof joseErrors.JWTExpired) {
-        throw new TokenExpiredError("Token has expired", { cause: error });
-      }
-      if (error instanceof joseErrors.JOSEError || error instanceof TypeError) {
-        throw new TokenInvalidError("Token is invalid", { cause: error });
-      }
-      throw error;
+    const parts = token.split(".");
+    if (parts.length !== 3) throw invalid(new joseErrors.JWSInvalid("Invalid Compact JWS"));
+    const [encodedHeader, encodedPayload, signature] = parts as [string, string, string];
+    const header = decodeSegment(encodedHeader);
+    if (header === null) {
+      throw invalid(new joseErrors.JWSInvalid("Invalid JWS Protected Header"));
     }
+    if (typeof header.alg !== "string") {
+      throw invalid(new joseErrors.JWSInvalid('JWS "alg" (Algorithm) Header Parameter missing'));
+    }
+    if (header.alg !== ALG) {
+      throw invalid(
+        new joseErrors.JOSEAlgNotAllowed('"alg" (Algorithm) Header Parameter value not allowed'),
+      );
+    }
+    if ("crit" in header || "b64" in header) {
+      throw invalid(new joseErrors.JOSENotSupported("JWS extensions are not supported"));
+    }
+    // Pin the key by kid within this kind's ring; unknown kids fail before any HMAC.
+    const key = typeof header.kid === "string" ? verifyRings[typ].get(header.kid) : undefined;
+    if (key === undefined) throw new TokenInvalidError("Token key is unknown");
+    // Both sides are compared as base64url text: only the one canonical spelling
+    // of the MAC passes (jose's decoder also took padding and stray bits).
+    if (!timingSafeEqual(signature, hmacSha256(key, `${encodedHeader}.${encodedPayload}`))) {
+      throw invalid(new joseErrors.JWSSignatureVerificationFailed());
+    }
+    const payload = decodeSegment(encodedPayload);
+    if (payload === null) {
+      throw invalid(new joseErrors.JWTInvalid("JWT Claims Set must be a top-level JSON object"));
+    }
+    checkClaims(typ, payload);
+    return payload;
+  }
+
+  /** The claim checks jose's `jwtVerify` made (required claims, iss, nbf, exp), then ours. */
+  function checkClaims(typ: TokenType, payload: JWTPayload): void {
+    const claimFailed = (message: string, claim: string, reason: string) =>
+      invalid(new joseErrors.JWTClaimValidationFailed(message, payload, claim, reason));
+    for (const claim of ["iss", "sub", "jti", "iat", "exp"] as const) {
+      if (payload[claim] === undefined) {
+        throw claimFailed(`missing required "${claim}" claim`, claim, "missing");
+      }
+    }
+    if (payload.iss !== issuer) {
+      throw claimFailed('unexpected "iss" claim value', "iss", "check_failed");
+    }
+    // Whole seconds, as jose compares: "less than 10 s late" is still valid.
+    const nowMs = clock.now().getTime();
+    const now = Math.floor(nowMs / 1000);
+    for (const claim of ["iat", "exp", "nbf"] as const) {
+      if (payload[claim] !== undefined && typeof payload[claim] !== "number") {
+        throw claimFailed(`"${claim}" claim must be a number`, claim, "invalid");
+      }
+    }
+    if (payload.nbf !== undefined && payload.nbf > now + LEEWAY_SECONDS) {
+      throw claimFailed('"nbf" claim timestamp check failed', "nbf", "check_failed");
+    }
+    if (payload.exp! <= now - LEEWAY_SECONDS) {
+      // The signature was checked above, so an expired token here is genuine.
+      throw new TokenExpiredError("Token has expired", {
+        cause: new joseErrors.JWTExpired(
+          '"exp" claim timestamp check failed',
+          payload,
+          "exp",
+          "check_failed",
+        ),
+      });
+    }
+    if (payload.typ !== typ) throw new TokenInvalidError(`Token is not an ${typ} token`);
+    if (
+      typeof payload.sid !== "string" || !ID.test(payload.sid) ||
+      typeof payload.jti !== "string" || !ID.test(payload.jti) ||
+      typeof payload.sub !== "string" || !ID.test(payload.sub)
+    ) {
+      throw new TokenInvalidError("Token claims are malformed");
+    }
+    // jose checked iat only with maxTokenAge; a token from the future is forged or mis-clocked.
+    if (payload.iat! > nowMs / 1000 + LEEWAY_SECONDS) {
+      throw new TokenInvalidError("Token was issued in the future");
+    }
+  }
+
+  function verifyAccessSync(token: string): AccessClaims {
+    const p = verify("access", token);
+    if (typeof p.role !== "string" || !isRole(p.role) || typeof p.scope !== "string") {
+      throw new TokenInvalidError("Token claims are malformed");
+    }
+    return {
+      sub: p.sub!,
+      sid: p.sid as string,
+      jti: p.jti!,
+      role: p.role,
+      scope: p.scope.split(" ").filter((s) => s !== ""),
+      passwordExpired: p.pwd_expired === true,
+      iat: p.iat!,
+      exp: p.exp!,
+    };
   }
 
   return {
@@ -173,27 +256,52 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
     signRefresh(input, now) {
       return sign("refresh", { sid: input.sessionId }, input.userId, now, input.expiresAt);
     },
-    async verifyAccess(token) {
-      const p = await verify("access", token);
-      if (typeof p.role !== "string" || !isRole(p.role) || typeof p.scope !== "string") {
-        throw new TokenInvalidError("Token claims are malformed");
+    verifyAccess(token) {
+      try {
+        return Promise.resolve(verifyAccessSync(token));
+      } catch (error) {
+        return Promise.reject(error);
       }
-      return {
-        sub: p.sub!,
-        sid: p.sid as string,
-        jti: p.jti!,
-        role: p.role,
-        scope: p.scope.split(" ").filter((s) => s !== ""),
-        passwordExpired: p.pwd_expired === true,
-        iat: p.iat!,
-        exp: p.exp!,
-      };
     },
-    async verifyRefresh(token) {
-      const p = await verify("refresh", token);
-      return { sub: p.sub!, sid: p.sid as string, jti: p.jti!, iat: p.iat!, exp: p.exp! };
+    verifyAccessSync,
+    verifyRefresh(token) {
+      try {
+        const p = verify("refresh", token);
+        return Promise.resolve({
+          sub: p.sub!,
+          sid: p.sid as string,
+          jti: p.jti!,
+          iat: p.iat!,
+          exp: p.exp!,
+        });
+      } catch (error) {
+        return Promise.reject(error);
+      }
     },
   };
+}
+
+/** A refusal whose cause is the jose error class jose itself would have thrown. */
+function invalid(cause: Error): TokenInvalidError {
+  return new TokenInvalidError("Token is invalid", { cause });
+}
+
+/** Strict base64url (no padding, no other characters) of a JSON object; null otherwise. */
+function decodeSegment(segment: string): Record<string, unknown> | null {
+  if (!/^[A-Za-z0-9_-]+$/.test(segment)) return null;
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(
+      Buffer.from(segment, "base64url"),
+    ));
+  } catch (error) {
+    // Bad UTF-8 or bad JSON: either way not a JOSE segment.
+    if (error instanceof SyntaxError || error instanceof TypeError) return null;
+    throw error;
+  }
+  return typeof value === "object" && value !== null && !Array.isArray(value)
+    ? value as Record<string, unknown>
+    : null;
 }
 
 function importHmacKey(secret: Uint8Array): Promise<CryptoKey> {

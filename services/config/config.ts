@@ -223,6 +223,7 @@ export function loadConfig(
       burst: e.RATE_LIMIT_BURST,
     }),
     bcryptRounds: e.BCRYPT_ROUNDS,
+    bcryptBackend: e.BCRYPT_BACKEND,
     corsOrigins: Object.freeze(e.CORS_ORIGINS),
     trustProxy: e.TRUST_PROXY,
     bodyLimitBytes: e.BODY_LIMIT_BYTES,

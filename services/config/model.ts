@@ -124,6 +124,8 @@ export interface Config {
   readonly rateLimits: RateLimitSettings;
   /** bcrypt cost; OWASP Password Storage Cheat Sheet asks for at least 10. @default 12 */
   readonly bcryptRounds: number;
+  /** bcrypt implementation: native code when it loads, else bcryptjs workers. @default "auto" */
+  readonly bcryptBackend: "auto" | "native" | "js";
   readonly corsOrigins: readonly string[];
   /** Trusted reverse-proxy hops for `X-Forwarded-For`; 0 trusts none (spoofable header). @default 0 */
   readonly trustProxy: number;

@@ -4,7 +4,12 @@
  * the platform CSPRNG (`crypto.getRandomValues`).
  */
 import { Buffer } from "node:buffer";
-import { createHash, createHmac, timingSafeEqual as nodeTimingSafeEqual } from "node:crypto";
+import {
+  createHash,
+  createHmac,
+  type KeyObject,
+  timingSafeEqual as nodeTimingSafeEqual,
+} from "node:crypto";
 
 /** `bytes` random bytes, base64url without padding. */
 export function randomToken(bytes: number): string {
@@ -38,7 +43,10 @@ export function sha256Hex(value: string | Uint8Array): string {
 }
 
 /** HMAC-SHA256 of `value` under `key`, base64url. */
-export function hmacSha256(key: string | Uint8Array, value: string | Uint8Array): string {
+export function hmacSha256(
+  key: string | Uint8Array | KeyObject,
+  value: string | Uint8Array,
+): string {
   return createHmac("sha256", key).update(value).digest("base64url");
 }
 

@@ -1,9 +1,10 @@
 /// <reference lib="deno.worker" />
 /**
- * Runs bcrypt off the main thread. One job at a time per worker; the pool in
- * `password_hasher.ts` sends `{ id, op, ... }` and gets `{ id, value }` or `{ id, error }`.
+ * Runs bcryptjs off the main thread (the fallback engine). One job at a time
+ * per worker; the pool in `bcrypt_engines.ts` sends `{ id, op, ... }` and gets
+ * `{ id, value }` or `{ id, error }`.
  */
-import { compareSync, genSaltSync, hashSync } from "bcryptjs";
+import { runJs } from "./bcrypt_engines.ts";
 
 /** A job sent to the worker. */
 export type BcryptJob =
@@ -18,9 +19,7 @@ export type BcryptResult =
 self.onmessage = (event: MessageEvent<BcryptJob>) => {
   const job = event.data;
   try {
-    const value = job.op === "hash"
-      ? hashSync(job.password, genSaltSync(job.rounds))
-      : compareSync(job.password, job.hash);
+    const value = runJs(job);
     self.postMessage({ id: job.id, value } satisfies BcryptResult);
   } catch (error) {
     self.postMessage({ id: job.id, error: String(error) } satisfies BcryptResult);

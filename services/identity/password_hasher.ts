@@ -1,35 +1,60 @@
-import { compareSync, genSaltSync, getRounds, hashSync } from "bcryptjs";
-import type { BcryptJob, BcryptResult } from "./bcrypt_worker.ts";
+import { getRounds } from "bcryptjs";
+import type { Logger } from "../core/logger.ts";
+import {
+  type BcryptEngine,
+  type BcryptEngineName,
+  createInlineEngine,
+  createWorkerEngine,
+  type EngineJob,
+  loadNativeEngine,
+} from "./bcrypt_engines.ts";
 
 /** Hashes and verifies passwords; implementations never block the event loop. */
 export interface PasswordHasher {
+  /** Which bcrypt implementation runs, once it is chosen (see {@linkcode BcryptBackend}). */
+  readonly engine: Promise<BcryptEngineName>;
   /** Returns a `$2b$` bcrypt hash of the NFKC-normalised password. */
   hash(password: string): Promise<string>;
   /** Constant-time check of `password` against `hash`; false for any malformed input. */
   verify(password: string, hash: string): Promise<boolean>;
   /** True when `hash` uses another scheme or fewer rounds than configured (passlib "deprecated=auto"). */
   needsRehash(hash: string): boolean;
-  /** A hash of a random password at the configured cost, for timing-equal refusals. */
+  /**
+   * A hash of a random password at the configured cost, for timing-equal
+   * refusals; computed once, by the first caller (start-up warms it in the background).
+   */
   dummyHash(): Promise<string>;
   /** Stops the workers. */
   close(): void;
 }
+
+/** Which bcrypt implementation to run: `auto` prefers native code and falls back to bcryptjs. */
+export type BcryptBackend = "auto" | BcryptEngineName;
 
 /** Options of {@linkcode createBcryptHasher}. */
 export interface BcryptHasherOptions {
   /** bcrypt cost factor (2^rounds iterations). */
   rounds: number;
   /**
-   * Worker threads; 0 runs bcrypt on the calling thread (tests only, at low cost).
+   * `native`: npm `bcrypt`, OpenBSD's C code (needs `--allow-ffi`), failing every hash when it cannot
+   * load; `js`: bcryptjs in worker threads; `auto`: native when it loads, else js (logged).
+   * @default "auto"
+   */
+  backend?: BcryptBackend;
+  /**
+   * Hashes running at once (native) or worker threads (js); 0 runs bcryptjs on
+   * the calling thread (tests only, at low cost).
    * @default navigator.hardwareConcurrency
    */
   workers?: number;
+  /** Told which implementation runs, and why native code did not load. */
+  logger?: Logger;
 }
 
 /** bcrypt reads at most 72 bytes; longer input would be silently truncated, so it is refused. */
 export const BCRYPT_MAX_BYTES = 72;
 
-/** Revisions bcryptjs can verify, and the costs it accepts (4-31). */
+/** Revisions every engine can verify, and the costs they accept (4-31). */
 const BCRYPT_HASH = /^\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$/;
 
 /** NFKC so that the same password typed on another keyboard or OS hashes the same. */
@@ -38,26 +63,49 @@ export function normalizePassword(password: string): string {
 }
 
 /**
- * bcrypt behind a pool of worker threads sized to the CPU count, so hashing
- * never blocks request handling. Jobs queue when every worker is busy.
+ * bcrypt off the event loop: native code on Deno's blocking thread pool, or
+ * bcryptjs in worker threads where native code cannot load. The engine is
+ * loaded in the background, so creating a hasher costs nothing at start-up;
+ * the first job waits for it.
  */
 export function createBcryptHasher(options: BcryptHasherOptions): PasswordHasher {
   const { rounds } = options;
   if (!Number.isInteger(rounds) || rounds < 4 || rounds > 31) {
     throw new RangeError(`Cannot create bcrypt hasher: rounds must be 4-31, got ${rounds}`);
   }
-  const run = (options.workers ?? navigator.hardwareConcurrency) > 0
-    ? createPool(options.workers ?? navigator.hardwareConcurrency)
-    : runInline();
+  const size = options.workers ?? navigator.hardwareConcurrency;
+  if (!Number.isInteger(size) || size < 0) {
+    throw new RangeError(`Cannot create bcrypt hasher: workers must be >= 0, got ${size}`);
+  }
+  const engine = size === 0
+    ? Promise.resolve(createInlineEngine())
+    : pickEngine(options.backend ?? "auto", size, options.logger);
+  // Every job awaits `engine` and sees a load failure; this only keeps an
+  // unused, failed engine from being an unhandled rejection.
+  engine.catch(() => {});
+  // Native jobs cannot be interrupted mid-hash, so close() settles callers here, for every engine.
+  const cancels = new Set<(error: Error) => void>();
+  let closed = false;
+  const submit = async (job: EngineJob): Promise<string | boolean> => {
+    if (closed) throw new Error("Cannot hash: the hasher is closed");
+    const { promise: cancelled, reject } = Promise.withResolvers<never>();
+    cancels.add(reject);
+    try {
+      return await Promise.race([engine.then((e) => e.submit(job)), cancelled]);
+    } finally {
+      cancels.delete(reject);
+    }
+  };
   let dummy: Promise<string> | undefined;
 
   return {
+    engine: engine.then((e) => e.name),
     async hash(password) {
       const normalized = normalizePassword(password);
       if (new TextEncoder().encode(normalized).byteLength > BCRYPT_MAX_BYTES) {
         throw new RangeError(`Cannot hash password: longer than ${BCRYPT_MAX_BYTES} bytes`);
       }
-      return String(await run.submit({ op: "hash", password: normalized, rounds }));
+      return String(await submit({ op: "hash", password: normalized, rounds }));
     },
     async verify(password, hash) {
       const normalized = normalizePassword(password);
@@ -65,7 +113,7 @@ export function createBcryptHasher(options: BcryptHasherOptions): PasswordHasher
       const wellFormed = BCRYPT_HASH.test(hash);
       // Always pay for one bcrypt run so malformed input takes as long as a real check.
       const target = wellFormed ? hash : await this.dummyHash();
-      const match = await run.submit({ op: "verify", password: normalized, hash: target });
+      const match = await submit({ op: "verify", password: normalized, hash: target });
       return match === true && wellFormed && !tooLong;
     },
     needsRehash(hash) {
@@ -73,106 +121,47 @@ export function createBcryptHasher(options: BcryptHasherOptions): PasswordHasher
       return m === null || !hash.startsWith("$2b$") || getRounds(hash) < rounds;
     },
     dummyHash() {
-      dummy ??= this.hash(crypto.randomUUID());
+      if (dummy === undefined) {
+        const made = this.hash(crypto.randomUUID());
+        // A failure (engine did not load, hasher closed) is not kept: the next caller retries.
+        made.catch(() => {
+          if (dummy === made) dummy = undefined;
+        });
+        dummy = made;
+      }
       return dummy;
     },
     close() {
-      run.close();
-    },
-  };
-}
-
-type Job = BcryptJob extends infer J ? J extends { id: number } ? Omit<J, "id"> : never : never;
-
-interface Runner {
-  submit(job: Job): Promise<string | boolean>;
-  close(): void;
-}
-
-function runInline(): Runner {
-  return {
-    submit(job) {
-      return Promise.resolve(
-        job.op === "hash"
-          ? hashSync(job.password, genSaltSync(job.rounds))
-          : compareSync(job.password, job.hash),
-      );
-    },
-    close() {},
-  };
-}
-
-interface Pending {
-  resolve(value: string | boolean): void;
-  reject(error: Error): void;
-}
-
-function createPool(size: number): Runner {
-  const url = new URL("./bcrypt_worker.ts", import.meta.url);
-  const idle: Worker[] = [];
-  const queue: BcryptJob[] = [];
-  const pending = new Map<number, Pending>();
-  const busy = new Map<Worker, number>();
-  let nextId = 1;
-  let closed = false;
-
-  function dispatch(): void {
-    while (idle.length > 0 && queue.length > 0) {
-      const worker = idle.pop()!;
-      const job = queue.shift()!;
-      busy.set(worker, job.id);
-      worker.postMessage(job);
-    }
-  }
-
-  function spawn(i: number): void {
-    const worker = new Worker(url, { type: "module", name: `bcrypt-${i}` });
-    worker.onmessage = (event: MessageEvent<BcryptResult>) => {
-      const result = event.data;
-      busy.delete(worker);
-      idle.push(worker);
-      const waiter = pending.get(result.id);
-      pending.delete(result.id);
-      if ("error" in result) waiter?.reject(new Error(`bcrypt worker failed: ${result.error}`));
-      else waiter?.resolve(result.value);
-      dispatch();
-    };
-    worker.onerror = (event) => {
-      event.preventDefault();
-      const id = busy.get(worker);
-      busy.delete(worker);
-      if (id !== undefined) {
-        pending.get(id)?.reject(new Error(`bcrypt worker crashed: ${event.message}`));
-        pending.delete(id);
-      }
-      // Replace the dead worker so the pool never shrinks.
-      worker.terminate();
-      const at = idle.indexOf(worker);
-      if (at >= 0) idle.splice(at, 1);
-      if (!closed) {
-        spawn(i);
-        dispatch();
-      }
-    };
-    idle.push(worker);
-  }
-  for (let i = 0; i < size; i++) spawn(i);
-
-  return {
-    submit(job) {
-      if (closed) return Promise.reject(new Error("Cannot hash: the hasher is closed"));
-      const id = nextId++;
-      const { promise, resolve, reject } = Promise.withResolvers<string | boolean>();
-      pending.set(id, { resolve, reject });
-      queue.push({ ...job, id } as BcryptJob);
-      dispatch();
-      return promise;
-    },
-    close() {
       closed = true;
-      for (const worker of [...idle, ...busy.keys()]) worker.terminate();
-      for (const waiter of pending.values()) waiter.reject(new Error("The hasher was closed"));
-      pending.clear();
+      for (const cancel of cancels) cancel(new Error("The hasher was closed"));
+      cancels.clear();
+      engine.then((e) => e.close(), () => {});
     },
   };
+}
+
+/** Loads the engine `backend` asks for; `auto` falls back to bcryptjs workers, saying why. */
+async function pickEngine(
+  backend: BcryptBackend,
+  size: number,
+  logger: Logger | undefined,
+): Promise<BcryptEngine> {
+  if (backend === "js") {
+    logger?.info("bcrypt: bcryptjs in worker threads (BCRYPT_BACKEND=js)", { workers: size });
+    return createWorkerEngine(size);
+  }
+  try {
+    const native = await loadNativeEngine(size);
+    logger?.info("bcrypt: native code (npm bcrypt, C)", { concurrency: size });
+    return native;
+  } catch (error) {
+    // Every load failure (no --allow-ffi, no binary for this platform) means
+    // the same here: bcryptjs. Asked for `native` explicitly, it is fatal.
+    if (backend === "native" || !(error instanceof Error)) throw error;
+    logger?.warn("bcrypt: native code did not load; using bcryptjs in worker threads", {
+      reason: error.message,
+      workers: size,
+    });
+    return createWorkerEngine(size);
+  }
 }

@@ -1,6 +1,4 @@
-import { ZxcvbnFactory } from "@zxcvbn-ts/core";
-import { adjacencyGraphs, dictionary as commonDictionary } from "@zxcvbn-ts/language-common";
-import { dictionary as enDictionary, translations } from "@zxcvbn-ts/language-en";
+import type { ZxcvbnFactory } from "@zxcvbn-ts/core";
 import { type FieldError, PasswordPolicyError } from "../core/errors.ts";
 import { BCRYPT_MAX_BYTES, normalizePassword } from "./password_hasher.ts";
 
@@ -8,13 +6,16 @@ import { BCRYPT_MAX_BYTES, normalizePassword } from "./password_hasher.ts";
 export interface PasswordPolicy {
   /**
    * Returns every broken rule, or an empty list when the password is acceptable.
-   * `userInputs` (email, display name) count as guessable words.
+   * `userInputs` (email, display name) count as guessable words. The first call
+   * waits for the dictionaries.
    */
-  check(password: string, userInputs?: readonly string[]): FieldError[];
+  check(password: string, userInputs?: readonly string[]): Promise<FieldError[]>;
   /**
    * @throws {PasswordPolicyError} listing every broken rule
    */
-  assert(password: string, userInputs?: readonly string[], path?: string): void;
+  assert(password: string, userInputs?: readonly string[], path?: string): Promise<void>;
+  /** Loads the dictionaries now rather than on the first check; resolves when they are ready. */
+  ready(): Promise<void>;
 }
 
 /** Options of {@linkcode createPasswordPolicy}. */
@@ -25,17 +26,33 @@ export interface PasswordPolicyOptions {
   minScore?: number;
 }
 
-/** Builds the policy; loads the zxcvbn dictionaries once. */
+/**
+ * Builds the policy. The zxcvbn dictionaries (about 80 MiB of heap and a
+ * second or two of CPU to import and rank) load on the first check or
+ * `ready()`, once, not at start-up: a process that never registers anyone
+ * never pays for them, and start-up does not wait for them.
+ */
 export function createPasswordPolicy(options: PasswordPolicyOptions = {}): PasswordPolicy {
   const minLength = options.minLength ?? 8;
   const minScore = options.minScore ?? 3;
-  const zxcvbn = new ZxcvbnFactory({
-    dictionary: { ...commonDictionary, ...enDictionary },
-    graphs: adjacencyGraphs,
-    translations,
-  });
+  let loading: Promise<ZxcvbnFactory> | undefined;
+  const load = (): Promise<ZxcvbnFactory> => {
+    loading ??= loadZxcvbn();
+    // A failed load (it should not fail) is retried by the next check instead of cached.
+    loading.catch(() => loading = undefined);
+    return loading;
+  };
 
-  function check(password: string, userInputs: readonly string[] = []): FieldError[] {
+  async function check(password: string, userInputs: readonly string[] = []) {
+    const zxcvbn = await load();
+    return checkWith(zxcvbn, password, userInputs);
+  }
+
+  function checkWith(
+    zxcvbn: ZxcvbnFactory,
+    password: string,
+    userInputs: readonly string[],
+  ): FieldError[] {
     const normalized = normalizePassword(password);
     const bytes = new TextEncoder().encode(normalized).byteLength;
     const failures: string[] = [];
@@ -64,11 +81,28 @@ export function createPasswordPolicy(options: PasswordPolicyOptions = {}): Passw
 
   return {
     check,
-    assert(password, userInputs, path = "password") {
-      const errors = check(password, userInputs).map((e) => ({ ...e, path }));
+    async assert(password, userInputs, path = "password") {
+      const errors = (await check(password, userInputs)).map((e) => ({ ...e, path }));
       if (errors.length > 0) {
         throw new PasswordPolicyError("The password does not meet the policy", { errors });
       }
     },
+    async ready() {
+      await load();
+    },
   };
+}
+
+/** Imports the dictionaries (statically named, so `deno compile` embeds them) and ranks them. */
+async function loadZxcvbn(): Promise<ZxcvbnFactory> {
+  const [core, common, en] = await Promise.all([
+    import("@zxcvbn-ts/core"),
+    import("@zxcvbn-ts/language-common"),
+    import("@zxcvbn-ts/language-en"),
+  ]);
+  return new core.ZxcvbnFactory({
+    dictionary: { ...common.dictionary, ...en.dictionary },
+    graphs: common.adjacencyGraphs,
+    translations: en.translations,
+  });
 }

@@ -185,7 +185,7 @@ export function createPasswordService(deps: PasswordDeps): PasswordService {
       const user = await users.getUser(entry.value.user_id);
       if (user === null || user.disabled) throw invalid;
       // Check the new password before spending the token, so a refused one can be retried.
-      deps.policy.assert(newPassword, [user.email, user.display_name ?? ""], "new_password");
+      await deps.policy.assert(newPassword, [user.email, user.display_name ?? ""], "new_password");
       await assertNotReused(user, newPassword);
       if (!await resetTokens.spend(entry)) throw invalid;
       // Following the mailed link proves the address, too.
@@ -222,7 +222,11 @@ export function createPasswordService(deps: PasswordDeps): PasswordService {
         throw new InvalidCredentialsError("The current password is wrong");
       }
       await deps.lockout.recordSuccess(subject);
-      deps.policy.assert(input.newPassword, [user.email, user.display_name ?? ""], "new_password");
+      await deps.policy.assert(
+        input.newPassword,
+        [user.email, user.display_name ?? ""],
+        "new_password",
+      );
       await assertNotReused(user, input.newPassword);
       await setPassword(user, input.newPassword);
       const current = await deps.sessions.getEntry(principal.sessionId);

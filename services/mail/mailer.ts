@@ -1,4 +1,4 @@
-import nodemailer from "nodemailer";
+import type nodemailer from "nodemailer";
 // @ts-types="@types/opossum"
 import CircuitBreaker from "opossum";
 import type { Logger } from "../core/logger.ts";
@@ -105,7 +105,7 @@ export function createSmtpMailer(options: SmtpMailerOptions): Mailer {
     .filter((s) => s.length >= MIN_SCRUBBED_LENGTH);
   const where = `${server.host}:${server.port ?? (server.secure ? 465 : 587)}`;
 
-  const transporter = nodemailer.createTransport({
+  const transportOptions = {
     host: server.host,
     ...(server.port === undefined ? {} : { port: server.port }),
     secure: server.secure,
@@ -122,10 +122,19 @@ export function createSmtpMailer(options: SmtpMailerOptions): Mailer {
     disableFileAccess: true,
     disableUrlAccess: true,
     logger: false,
-  });
+  } as const;
 
-  function deliver(mail: Mail, signal: AbortSignal): Promise<unknown> {
-    return transporter.sendMail({
+  // nodemailer is imported on the first send, not at start-up: it is the largest
+  // module of the service (~0.1-0.2 s to load) and most processes send little mail.
+  type Transporter = ReturnType<typeof nodemailer.createTransport>;
+  let transporter: Promise<Transporter> | undefined;
+  const transport = (): Promise<Transporter> =>
+    transporter ??= import("nodemailer").then(({ default: mailer }) =>
+      mailer.createTransport(transportOptions)
+    );
+
+  async function deliver(mail: Mail, signal: AbortSignal): Promise<unknown> {
+    return await (await transport()).sendMail({
       from: options.from,
       to: mail.to,
       subject: mail.subject,
@@ -204,7 +213,8 @@ export function createSmtpMailer(options: SmtpMailerOptions): Mailer {
       closed = true;
       for (const controller of inFlight) controller.abort();
       breaker.shutdown();
-      transporter.close();
+      // A transport that never loaded has nothing to close; its failure was each send's.
+      transporter?.then((t) => t.close(), () => {});
     },
     breakerState: () => breaker.opened ? "open" : breaker.halfOpen ? "half_open" : "closed",
   };

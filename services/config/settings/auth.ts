@@ -115,4 +115,10 @@ export const AUTH_SETTINGS = {
     doc: "bcrypt cost; values below 10 are refused.",
     show: (c) => c.bcryptRounds,
   }),
+  BCRYPT_BACKEND: setting({
+    schema: z.enum(["auto", "native", "js"]).default("auto"),
+    doc:
+      "`auto`: native bcrypt (npm `bcrypt`, C; needs `--allow-ffi`) when it loads, else bcryptjs in worker threads (logged); `native` or `js` forces one.",
+    show: (c) => c.bcryptBackend,
+  }),
 };

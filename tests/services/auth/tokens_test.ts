@@ -599,11 +599,11 @@ Deno.test("verifyAccess() and verifyRefresh() refuse garbage", async (t) => {
   }
 });
 
-Deno.test("verifyAccess() maps every accepted spelling of a token to the same claims", async () => {
-  // jose decodes the signature segment leniently (Uint8Array.fromBase64, "loose"): trailing
-  // whitespace, "=" padding and the two unused bits of the last character do not change the
-  // decoded MAC, so a few re-spellings of a genuine token verify. That is harmless only while
-  // every revocation keys on the jti/sid rather than the token string, which this pins down.
+Deno.test("verifyAccess() accepts only the canonical spelling of a token", async () => {
+  // jose decoded the signature segment leniently (trailing whitespace, "=" padding and the two
+  // unused bits of the last character did not change the decoded MAC), so re-spellings of a
+  // genuine token verified. The MAC is now compared as its one base64url text, so a token
+  // string is its own identity (a cache or revocation keyed by its hash cannot be sidestepped).
   const { clock, tokens } = world();
   const signed = await tokens.signAccess(INPUT, clock.now());
   const original = await tokens.verifyAccess(signed.token);
@@ -627,7 +627,36 @@ Deno.test("verifyAccess() maps every accepted spelling of a token to the same cl
     accepted++;
     assertEquals(claims, original, JSON.stringify(spelling.slice(-8)));
   }
-  assert(accepted >= 1, "the original spelling is among the variants");
+  assertEquals(accepted, 1, "only the original spelling (the last character's own) verifies");
+});
+
+Deno.test("verifyAccessSync() returns what verifyAccess() resolves and throws synchronously", async () => {
+  const { clock, tokens } = world();
+  const { token } = await tokens.signAccess(INPUT, clock.now());
+  assertEquals(tokens.verifyAccessSync(token), await tokens.verifyAccess(token));
+  let thrown: unknown;
+  try {
+    tokens.verifyAccessSync(`${token.slice(0, -2)}AA`);
+  } catch (error) {
+    thrown = error;
+  }
+  assert(thrown instanceof TokenInvalidError, String(thrown));
+  assert(thrown.cause instanceof joseErrors.JWSSignatureVerificationFailed, String(thrown.cause));
+});
+
+Deno.test("verifyAccess() refuses JWS extensions (crit, b64) even when correctly signed", async (t) => {
+  const { clock, tokens } = world();
+  for (const extra of [{ crit: ["exp"] }, { b64: false, crit: ["b64"] }, { b64: true }]) {
+    await t.step(JSON.stringify(extra), async () => {
+      const token = await handBuilt(
+        { alg: "HS256", typ: "JWT", kid: ACCESS.kid, ...extra },
+        accessPayload(clock),
+        ACCESS.secret,
+      );
+      const error = await refusedAccess(tokens, token);
+      assert(error.cause instanceof joseErrors.JOSENotSupported, String(error.cause));
+    });
+  }
 });
 
 Deno.test("keyring rotation: old tokens verify while the old kid stays in the ring", async (t) => {

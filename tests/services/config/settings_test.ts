@@ -84,6 +84,7 @@ Deno.test("check-config prints these keys, in this order", () => {
     "PASSWORD_MAX_AGE_DAYS",
     "PASSWORD_HISTORY",
     "BCRYPT_ROUNDS",
+    "BCRYPT_BACKEND",
     "SMTP",
     "MAIL_FROM",
     "MAIL_ACCOUNT_INTERVAL_MINUTES",

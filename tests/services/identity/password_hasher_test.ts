@@ -1,6 +1,7 @@
 import { assert, assertEquals, assertMatch, assertRejects } from "../../_helpers/assert.ts";
 import {
   BCRYPT_MAX_BYTES,
+  type BcryptBackend,
   createBcryptHasher,
   type PasswordHasher,
 } from "../../../services/identity/password_hasher.ts";
@@ -104,7 +105,7 @@ const INTEROP_PASSWORDS = [
 ];
 
 async function withHasher(
-  options: { rounds: number; workers: number },
+  options: { rounds: number; workers: number; backend?: BcryptBackend },
   fn: (hasher: PasswordHasher) => Promise<void>,
 ): Promise<void> {
   const hasher = createBcryptHasher(options);
@@ -116,20 +117,24 @@ async function withHasher(
 }
 
 const MODES = [
-  { name: "inline (workers: 0)", workers: 0 },
-  { name: "worker pool (workers: 1)", workers: 1 },
+  { name: "bcryptjs inline (workers: 0)", workers: 0, backend: "js" },
+  { name: "bcryptjs worker pool (workers: 1)", workers: 1, backend: "js" },
+  { name: "native bcrypt, C (workers: 1)", workers: 1, backend: "native" },
 ] as const;
 
 Deno.test("verify() accepts published bcrypt test vectors and refuses wrong passwords", async (t) => {
   for (const mode of MODES) {
     await t.step(mode.name, async () => {
-      await withHasher({ rounds: 4, workers: mode.workers }, async (hasher) => {
-        for (const [password, hash] of VECTORS) {
-          assertEquals(await hasher.verify(password, hash), true, `${hash} with ${password}`);
-          assertEquals(await hasher.verify(`${password}x`, hash), false, `${hash} with suffix`);
-          assertEquals(await hasher.verify(`x${password}`, hash), false, `${hash} with prefix`);
-        }
-      });
+      await withHasher(
+        { rounds: 4, workers: mode.workers, backend: mode.backend },
+        async (hasher) => {
+          for (const [password, hash] of VECTORS) {
+            assertEquals(await hasher.verify(password, hash), true, `${hash} with ${password}`);
+            assertEquals(await hasher.verify(`${password}x`, hash), false, `${hash} with suffix`);
+            assertEquals(await hasher.verify(`x${password}`, hash), false, `${hash} with prefix`);
+          }
+        },
+      );
     });
   }
 });
@@ -137,13 +142,16 @@ Deno.test("verify() accepts published bcrypt test vectors and refuses wrong pass
 Deno.test("verify() refuses a vector whose password is over 72 bytes (no silent truncation)", async (t) => {
   for (const mode of MODES) {
     await t.step(mode.name, async () => {
-      await withHasher({ rounds: 4, workers: mode.workers }, async (hasher) => {
-        // Reference bcrypt (Python, OpenBSD) says true here because it truncates at 72 bytes.
-        assertEquals(await hasher.verify(LONG_VECTOR.password, LONG_VECTOR.hash), false);
-        // The first 72 bytes alone are the actual bcrypt input, and they do match.
-        const first72 = LONG_VECTOR.password.slice(0, BCRYPT_MAX_BYTES);
-        assertEquals(await hasher.verify(first72, LONG_VECTOR.hash), true);
-      });
+      await withHasher(
+        { rounds: 4, workers: mode.workers, backend: mode.backend },
+        async (hasher) => {
+          // Reference bcrypt (Python, OpenBSD) says true here because it truncates at 72 bytes.
+          assertEquals(await hasher.verify(LONG_VECTOR.password, LONG_VECTOR.hash), false);
+          // The first 72 bytes alone are the actual bcrypt input, and they do match.
+          const first72 = LONG_VECTOR.password.slice(0, BCRYPT_MAX_BYTES);
+          assertEquals(await hasher.verify(first72, LONG_VECTOR.hash), true);
+        },
+      );
     });
   }
 });
@@ -162,44 +170,54 @@ Deno.test(
     ignore: !HAS_PYTHON_BCRYPT,
   },
   async (t) => {
-    await withHasher({ rounds: 4, workers: 0 }, async (hasher) => {
-      await t.step("a hash made by Python bcrypt.hashpw verifies here", async () => {
-        for (const password of INTEROP_PASSWORDS) {
-          const hash = await python(PY_BCRYPT_HASH, { password, rounds: 4 });
-          assertMatch(hash, /^\$2b\$04\$/);
-          assertEquals(await hasher.verify(password, hash), true, password);
-          assertEquals(await hasher.verify(`${password}.`, hash), false, password);
-        }
+    for (const mode of [MODES[0], MODES[2]]) {
+      await withHasher({ rounds: 4, ...mode }, async (hasher) => {
+        await interop(t, mode.name, hasher);
       });
-      await t.step(
-        "a hash made by passlib CryptContext(schemes=[bcrypt]) verifies here",
-        async () => {
-          for (const password of INTEROP_PASSWORDS) {
-            const hash = await python(PY_PASSLIB_HASH, { password, rounds: 4 });
-            assertMatch(hash, /^\$2b\$04\$/);
-            assertEquals(await hasher.verify(password, hash), true, password);
-            assertEquals(hasher.needsRehash(hash), false);
-          }
-        },
-      );
-      await t.step("a hash made here verifies with Python bcrypt.checkpw and passlib", async () => {
-        for (const password of INTEROP_PASSWORDS) {
-          const hash = await hasher.hash(password);
-          assertEquals(await python(PY_BCRYPT_CHECK, { password, hash }), "True", password);
-          assertEquals(await python(PY_PASSLIB_CHECK, { password, hash }), "True", password);
-          assertEquals(await python(PY_BCRYPT_CHECK, { password: `${password}.`, hash }), "False");
-        }
-      });
-      await t.step(
-        "a Python hash of the composed form verifies with the decomposed input",
-        async () => {
-          const hash = await python(PY_BCRYPT_HASH, { password: "Caf\u00e9-Pass-1!", rounds: 4 });
-          assertEquals(await hasher.verify("Cafe\u0301-Pass-1!", hash), true);
-        },
-      );
-    });
+    }
   },
 );
+
+/** The interoperability steps, run once per bcrypt engine. */
+async function interop(t: Deno.TestContext, mode: string, hasher: PasswordHasher): Promise<void> {
+  await t.step(`${mode}: a hash made by Python bcrypt.hashpw verifies here`, async () => {
+    for (const password of INTEROP_PASSWORDS) {
+      const hash = await python(PY_BCRYPT_HASH, { password, rounds: 4 });
+      assertMatch(hash, /^\$2b\$04\$/);
+      assertEquals(await hasher.verify(password, hash), true, password);
+      assertEquals(await hasher.verify(`${password}.`, hash), false, password);
+    }
+  });
+  await t.step(
+    `${mode}: a hash made by passlib CryptContext(schemes=[bcrypt]) verifies here`,
+    async () => {
+      for (const password of INTEROP_PASSWORDS) {
+        const hash = await python(PY_PASSLIB_HASH, { password, rounds: 4 });
+        assertMatch(hash, /^\$2b\$04\$/);
+        assertEquals(await hasher.verify(password, hash), true, password);
+        assertEquals(hasher.needsRehash(hash), false);
+      }
+    },
+  );
+  await t.step(
+    `${mode}: a hash made here verifies with Python bcrypt.checkpw and passlib`,
+    async () => {
+      for (const password of INTEROP_PASSWORDS) {
+        const hash = await hasher.hash(password);
+        assertEquals(await python(PY_BCRYPT_CHECK, { password, hash }), "True", password);
+        assertEquals(await python(PY_PASSLIB_CHECK, { password, hash }), "True", password);
+        assertEquals(await python(PY_BCRYPT_CHECK, { password: `${password}.`, hash }), "False");
+      }
+    },
+  );
+  await t.step(
+    `${mode}: a Python hash of the composed form verifies with the decomposed input`,
+    async () => {
+      const hash = await python(PY_BCRYPT_HASH, { password: "Caf\u00e9-Pass-1!", rounds: 4 });
+      assertEquals(await hasher.verify("Cafe\u0301-Pass-1!", hash), true);
+    },
+  );
+}
 
 Deno.test("hash() returns $2b$ at the configured cost with a fresh salt", async (t) => {
   for (const rounds of [4, 5]) {
@@ -217,7 +235,14 @@ Deno.test("hash() returns $2b$ at the configured cost with a fresh salt", async 
     });
   }
   await t.step("the worker pool returns the same format", async () => {
-    await withHasher({ rounds: 4, workers: 1 }, async (hasher) => {
+    await withHasher({ rounds: 4, workers: 1, backend: "js" }, async (hasher) => {
+      const hash = await hasher.hash("Correct-Horse-7!");
+      assertMatch(hash, /^\$2b\$04\$[./A-Za-z0-9]{53}$/);
+      assertEquals(await hasher.verify("Correct-Horse-7!", hash), true);
+    });
+  });
+  await t.step("native code returns the same format ($2b$)", async () => {
+    await withHasher({ rounds: 4, workers: 1, backend: "native" }, async (hasher) => {
       const hash = await hasher.hash("Correct-Horse-7!");
       assertMatch(hash, /^\$2b\$04\$[./A-Za-z0-9]{53}$/);
       assertEquals(await hasher.verify("Correct-Horse-7!", hash), true);
@@ -300,17 +325,20 @@ Deno.test("hash() refuses more than 72 UTF-8 bytes with RangeError", async (t) =
 Deno.test("verify() returns false past 72 bytes even when the first 72 bytes match", async (t) => {
   for (const mode of MODES) {
     await t.step(mode.name, async () => {
-      await withHasher({ rounds: 4, workers: mode.workers }, async (hasher) => {
-        const password = "A1!".repeat(24); // exactly 72 bytes
-        const hash = await hasher.hash(password);
-        assertEquals(await hasher.verify(password, hash), true);
-        assertEquals(await hasher.verify(`${password}X`, hash), false);
-        assertEquals(await hasher.verify(`${password}${"X".repeat(100)}`, hash), false);
-        // Multibyte: 24 x '€' = 72 bytes; one more '€' is over the limit.
-        const euros = "\u20ac".repeat(24);
-        const euroHash = await hasher.hash(euros);
-        assertEquals(await hasher.verify(`${euros}\u20ac`, euroHash), false);
-      });
+      await withHasher(
+        { rounds: 4, workers: mode.workers, backend: mode.backend },
+        async (hasher) => {
+          const password = "A1!".repeat(24); // exactly 72 bytes
+          const hash = await hasher.hash(password);
+          assertEquals(await hasher.verify(password, hash), true);
+          assertEquals(await hasher.verify(`${password}X`, hash), false);
+          assertEquals(await hasher.verify(`${password}${"X".repeat(100)}`, hash), false);
+          // Multibyte: 24 x '€' = 72 bytes; one more '€' is over the limit.
+          const euros = "\u20ac".repeat(24);
+          const euroHash = await hasher.hash(euros);
+          assertEquals(await hasher.verify(`${euros}\u20ac`, euroHash), false);
+        },
+      );
     });
   }
 });
@@ -341,31 +369,38 @@ Deno.test("verify() accepts the composed and decomposed forms of a password (NFK
 Deno.test("verify() returns false for malformed hash strings instead of throwing", async (t) => {
   for (const mode of MODES) {
     await t.step(mode.name, async () => {
-      await withHasher({ rounds: 4, workers: mode.workers }, async (hasher) => {
-        const good = await hasher.hash("Correct-Horse-7!");
-        const malformed = [
-          "",
-          "not a hash",
-          "$2b$04$",
-          "$2b$04$short",
-          good.slice(0, -1),
-          `${good}x`,
-          `${good.slice(0, -1)}!`,
-          `${good.slice(0, 20)}\u0000${good.slice(21)}`,
-          good.replace("$2b$04$", "$2b$4$"),
-          good.replace("$2b$", "$2z$"),
-          good.replace("$2b$", "$2$"),
-          good.replace("$2b$", "$3b$"),
-          good.toUpperCase(),
-          `${" ".repeat(4)}${good}`,
-          "x".repeat(10_000),
-        ];
-        for (const hash of malformed) {
-          assertEquals(await hasher.verify("Correct-Horse-7!", hash), false, JSON.stringify(hash));
-        }
-        // The good hash still verifies after all that (the pool is not wedged).
-        assertEquals(await hasher.verify("Correct-Horse-7!", good), true);
-      });
+      await withHasher(
+        { rounds: 4, workers: mode.workers, backend: mode.backend },
+        async (hasher) => {
+          const good = await hasher.hash("Correct-Horse-7!");
+          const malformed = [
+            "",
+            "not a hash",
+            "$2b$04$",
+            "$2b$04$short",
+            good.slice(0, -1),
+            `${good}x`,
+            `${good.slice(0, -1)}!`,
+            `${good.slice(0, 20)}\u0000${good.slice(21)}`,
+            good.replace("$2b$04$", "$2b$4$"),
+            good.replace("$2b$", "$2z$"),
+            good.replace("$2b$", "$2$"),
+            good.replace("$2b$", "$3b$"),
+            good.toUpperCase(),
+            `${" ".repeat(4)}${good}`,
+            "x".repeat(10_000),
+          ];
+          for (const hash of malformed) {
+            assertEquals(
+              await hasher.verify("Correct-Horse-7!", hash),
+              false,
+              JSON.stringify(hash),
+            );
+          }
+          // The good hash still verifies after all that (the pool is not wedged).
+          assertEquals(await hasher.verify("Correct-Horse-7!", good), true);
+        },
+      );
     });
   }
 });
@@ -377,13 +412,16 @@ Deno.test(
   async (t) => {
     for (const mode of MODES) {
       await t.step(mode.name, async () => {
-        await withHasher({ rounds: 4, workers: mode.workers }, async (hasher) => {
-          const good = await hasher.hash("Correct-Horse-7!");
-          for (const prefix of ["$2x$04$", "$2b$00$", "$2b$03$", "$2b$32$", "$2b$99$"]) {
-            const hash = prefix + good.slice(7);
-            assertEquals(await hasher.verify("Correct-Horse-7!", hash), false, prefix);
-          }
-        });
+        await withHasher(
+          { rounds: 4, workers: mode.workers, backend: mode.backend },
+          async (hasher) => {
+            const good = await hasher.hash("Correct-Horse-7!");
+            for (const prefix of ["$2x$04$", "$2b$00$", "$2b$03$", "$2b$32$", "$2b$99$"]) {
+              const hash = prefix + good.slice(7);
+              assertEquals(await hasher.verify("Correct-Horse-7!", hash), false, prefix);
+            }
+          },
+        );
       });
     }
   },
@@ -426,21 +464,26 @@ async function maxTimerGap(
   return { gap, ticks, elapsed: end - start };
 }
 
-Deno.test("the worker pool never blocks the event loop", async (t) => {
-  await t.step(
-    "4 hashes at rounds 10 in a 2-worker pool: timer gaps stay under 50 ms",
-    async () => {
-      await withHasher({ rounds: 10, workers: 2 }, async (hasher) => {
-        const { gap, ticks, elapsed } = await maxTimerGap(() =>
-          Promise.all([0, 1, 2, 3].map((i) => hasher.hash(`Password-${i}-!`)))
-        );
-        // The measurement only means something when the work outlasts the bound.
-        assert(elapsed > 50, `hashing took only ${elapsed.toFixed(1)} ms`);
-        assert(gap < 50, `main thread stalled for ${gap.toFixed(1)} ms`);
-        assert(ticks >= 10, `timer ticked only ${ticks} times in ${elapsed.toFixed(1)} ms`);
-      });
-    },
-  );
+Deno.test("the worker pool and native code never block the event loop", async (t) => {
+  for (const backend of ["js", "native"] as const) {
+    await t.step(
+      `${backend}: 4 hashes at rounds 10, 2 at a time: timer gaps stay under 50 ms`,
+      async () => {
+        await withHasher({ rounds: 10, workers: 2, backend }, async (hasher) => {
+          assertEquals(await hasher.engine, backend);
+          // Steady state: workers start on first use, and that start is not what is measured.
+          await Promise.all([hasher.hash("warm-up-1"), hasher.hash("warm-up-2")]);
+          const { gap, ticks, elapsed } = await maxTimerGap(() =>
+            Promise.all([0, 1, 2, 3].map((i) => hasher.hash(`Password-${i}-!`)))
+          );
+          // The measurement only means something when the work outlasts the bound.
+          assert(elapsed > 50, `hashing took only ${elapsed.toFixed(1)} ms`);
+          assert(gap < 50, `main thread stalled for ${gap.toFixed(1)} ms`);
+          assert(ticks >= 10, `timer ticked only ${ticks} times in ${elapsed.toFixed(1)} ms`);
+        });
+      },
+    );
+  }
   await t.step(
     "control: inline mode (tests only) does stall the timer for a whole hash",
     async () => {
@@ -491,5 +534,65 @@ Deno.test("dummyHash() is a well-formed hash at the configured cost, computed on
     assertMatch(a, /^\$2b\$05\$[./A-Za-z0-9]{53}$/);
     assertEquals(a, b);
     assertEquals(hasher.needsRehash(a), false);
+  });
+});
+
+/**
+ * Runs a hasher in a child Deno without `--allow-ffi` (so native code cannot
+ * load) and returns what it printed: the engine, or the failure.
+ */
+async function withoutFfi(backend: "auto" | "native"): Promise<string> {
+  const hasherUrl = new URL("../../../services/identity/password_hasher.ts", import.meta.url);
+  const script = `
+    import { createBcryptHasher } from ${JSON.stringify(hasherUrl.href)};
+    const logged = [];
+    const logger = { warn: (msg, f) => logged.push(msg + " " + JSON.stringify(f)), info: () => {} };
+    const hasher = createBcryptHasher({ rounds: 4, workers: 1, backend: ${
+    JSON.stringify(backend)
+  }, logger });
+    try {
+      const hash = await hasher.hash("Correct-Horse-7!");
+      console.log(await hasher.engine, hash.slice(0, 7), await hasher.verify("Correct-Horse-7!", hash), logged.join("; "));
+    } catch (error) {
+      console.log("failed", String(error));
+    } finally {
+      hasher.close();
+    }`;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--no-prompt", "--allow-read", "--allow-env", "--allow-sys", "-"],
+    cwd: new URL("../../../", import.meta.url),
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(script));
+  await writer.close();
+  const { stdout, stderr } = await child.output();
+  return new TextDecoder().decode(stdout).trim() || new TextDecoder().decode(stderr);
+}
+
+Deno.test("createBcryptHasher() falls back to bcryptjs where native code cannot load", async (t) => {
+  await t.step("auto: bcryptjs workers, $2b$ hashes, and a warning saying why", async () => {
+    const out = await withoutFfi("auto");
+    assertMatch(out, /^js \$2b\$04\$ true bcrypt: native code did not load/);
+  });
+  await t.step("native (forced): every hash fails instead of silently using bcryptjs", async () => {
+    assertMatch(await withoutFfi("native"), /^failed /);
+  });
+});
+
+Deno.test("a password with a NUL byte is hashed whole, and both engines agree", async () => {
+  // A C string would end at the NUL, making "Correct\0anything" equal "Correct".
+  const password = "Correct-7!\u0000AAAA";
+  await withHasher({ rounds: 4, workers: 1, backend: "native" }, async (native) => {
+    await withHasher({ rounds: 4, workers: 0, backend: "js" }, async (js) => {
+      for (const [hasher, other] of [[native, js], [js, native]] as const) {
+        const hash = await hasher.hash(password);
+        assertEquals(await other.verify(password, hash), true);
+        assertEquals(await other.verify("Correct-7!", hash), false);
+        assertEquals(await hasher.verify("Correct-7!\u0000BBBB", hash), false);
+      }
+    });
   });
 });

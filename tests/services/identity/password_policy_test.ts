@@ -1,5 +1,5 @@
 import fc from "fast-check";
-import { assert, assertEquals, assertThrows } from "../../_helpers/assert.ts";
+import { assert, assertEquals, assertRejects } from "../../_helpers/assert.ts";
 import { PasswordPolicyError } from "../../../services/core/errors.ts";
 import { testPolicy } from "../../_helpers/world.ts";
 
@@ -14,136 +14,139 @@ const WEAK = "Password is too easy to guess";
 /** Random-looking, strong, every class present. */
 const STRONG = "kV9#mQ2$zL7!pX4w";
 
-function messages(password: string, userInputs?: readonly string[]): string[] {
-  return testPolicy().check(password, userInputs).map((e) => e.message);
+async function messages(password: string, userInputs?: readonly string[]): Promise<string[]> {
+  return (await testPolicy().check(password, userInputs)).map((e) => e.message);
 }
 
 function isWeak(message: string): boolean {
   return message.startsWith(WEAK);
 }
 
-Deno.test("check() accepts a strong password with every character class", () => {
-  assertEquals(testPolicy().check(STRONG), []);
-  assertEquals(testPolicy().check("Kv9#mQ2$zL7!pX4w\u00e9\u00df\u20ac"), []);
+Deno.test("check() accepts a strong password with every character class", async () => {
+  assertEquals(await testPolicy().check(STRONG), []);
+  assertEquals(await testPolicy().check("Kv9#mQ2$zL7!pX4w\u00e9\u00df\u20ac"), []);
 });
 
 Deno.test("check() enforces a minimum of 8 characters", async (t) => {
-  await t.step("7 characters fail", () => {
-    assert(messages("Aa1!xyz").includes(LENGTH));
+  await t.step("7 characters fail", async () => {
+    assert((await messages("Aa1!xyz")).includes(LENGTH));
   });
-  await t.step("8 characters pass the length rule", () => {
-    assert(!messages("Jq8$Wz2!").includes(LENGTH));
+  await t.step("8 characters pass the length rule", async () => {
+    assert(!(await messages("Jq8$Wz2!")).includes(LENGTH));
   });
-  await t.step("length counts code points, not UTF-16 units (7 code points, 10 units)", () => {
-    const password = "Aa1!\u{1F600}\u{1F600}\u{1F600}";
-    assertEquals(password.length, 10);
-    assert(messages(password).includes(LENGTH));
-    assert(!messages("Ab1!\u{1F600}\u{1F600}\u{1F600}\u{1F600}").includes(LENGTH));
-  });
-  await t.step("length is counted after NFKC (e + U+0301 composes to one character)", () => {
+  await t.step(
+    "length counts code points, not UTF-16 units (7 code points, 10 units)",
+    async () => {
+      const password = "Aa1!\u{1F600}\u{1F600}\u{1F600}";
+      assertEquals(password.length, 10);
+      assert((await messages(password)).includes(LENGTH));
+      assert(!(await messages("Ab1!\u{1F600}\u{1F600}\u{1F600}\u{1F600}")).includes(LENGTH));
+    },
+  );
+  await t.step("length is counted after NFKC (e + U+0301 composes to one character)", async () => {
     const password = "Ab1!e\u0301e\u0301"; // 8 code points typed, 6 after NFKC
     assertEquals([...password].length, 8);
-    assert(messages(password).includes(LENGTH));
+    assert((await messages(password)).includes(LENGTH));
   });
 });
 
 Deno.test("check() enforces bcrypt's 72-byte limit in UTF-8", async (t) => {
-  await t.step("25 x '€' is 25 characters but 75 bytes", () => {
+  await t.step("25 x '€' is 25 characters but 75 bytes", async () => {
     const password = "\u20ac".repeat(25);
     assertEquals(new TextEncoder().encode(password).byteLength, 75);
-    assert(messages(password).includes(BYTES));
+    assert((await messages(password)).includes(BYTES));
   });
-  await t.step("73 bytes with every class present fails on bytes alone", () => {
+  await t.step("73 bytes with every class present fails on bytes alone", async () => {
     const password = `Aa1!${"\u20ac".repeat(23)}`; // 4 + 69 bytes
-    assertEquals(messages(password), [BYTES]);
+    assertEquals(await messages(password), [BYTES]);
   });
-  await t.step("exactly 72 bytes is accepted", () => {
+  await t.step("exactly 72 bytes is accepted", async () => {
     const password = `Aa1!${"\u20ac".repeat(22)}xy`; // 4 + 66 + 2 bytes
     assertEquals(new TextEncoder().encode(password).byteLength, 72);
-    assertEquals(messages(password), []);
+    assertEquals(await messages(password), []);
   });
-  await t.step("73 ASCII bytes fail", () => {
-    assert(messages(`${STRONG}${"Zq7!".repeat(15)}x`).includes(BYTES));
+  await t.step("73 ASCII bytes fail", async () => {
+    assert((await messages(`${STRONG}${"Zq7!".repeat(15)}x`)).includes(BYTES));
   });
 });
 
 Deno.test("check() requires each character class", async (t) => {
-  await t.step("uppercase", () => assertEquals(messages("kv9#mq2$zl7!px4w"), [UPPER]));
-  await t.step("lowercase", () => assertEquals(messages("KV9#MQ2$ZL7!PX4W"), [LOWER]));
-  await t.step("digit", () => assertEquals(messages("kVx#mQq$zLr!pXsw"), [DIGIT]));
-  await t.step("special", () => assertEquals(messages("kV9mQ2zL7pX4wR8t"), [SPECIAL]));
-  await t.step("non-ASCII letters, digits and symbols count", () => {
+  await t.step("uppercase", async () => assertEquals(await messages("kv9#mq2$zl7!px4w"), [UPPER]));
+  await t.step("lowercase", async () => assertEquals(await messages("KV9#MQ2$ZL7!PX4W"), [LOWER]));
+  await t.step("digit", async () => assertEquals(await messages("kVx#mQq$zLr!pXsw"), [DIGIT]));
+  await t.step("special", async () => assertEquals(await messages("kV9mQ2zL7pX4wR8t"), [SPECIAL]));
+  await t.step("non-ASCII letters, digits and symbols count", async () => {
     // Ü upper, ï lower, '€' special (a currency symbol), Arabic-Indic digit ٣.
-    assertEquals(messages("\u00dcnv\u00efqz\u20acw\u0663rtkx"), []);
+    assertEquals(await messages("\u00dcnv\u00efqz\u20acw\u0663rtkx"), []);
   });
 });
 
 Deno.test("check() refuses passwords zxcvbn scores below 3", async (t) => {
-  await t.step("a common password with every class", () => {
-    const found = messages("Password1!");
+  await t.step("a common password with every class", async () => {
+    const found = await messages("Password1!");
     assertEquals(found.length, 1);
     assert(isWeak(found[0]!), String(found[0]));
   });
-  await t.step("the email and display name make a password weak", () => {
+  await t.step("the email and display name make a password weak", async () => {
     const password = "Quaxworth#2019";
-    assertEquals(messages(password), []);
-    const found = messages(password, ["zebulon.quaxworth@example.com", "Zebulon Quaxworth"]);
+    assertEquals(await messages(password), []);
+    const found = await messages(password, ["zebulon.quaxworth@example.com", "Zebulon Quaxworth"]);
     assertEquals(found.length, 1);
     assert(isWeak(found[0]!), String(found[0]));
   });
-  await t.step("the display name alone makes a password weak", () => {
+  await t.step("the display name alone makes a password weak", async () => {
     const password = "Xq7!Vombatiroxa";
-    assertEquals(messages(password), []);
-    assert(messages(password, ["Vombatiroxa Smith"]).some(isWeak));
+    assertEquals(await messages(password), []);
+    assert((await messages(password, ["Vombatiroxa Smith"])).some(isWeak));
   });
-  await t.step("a part of the email's local part counts on its own", () => {
-    assert(messages("Quaxworth#2019", ["zebulon.quaxworth@example.com"]).some(isWeak));
+  await t.step("a part of the email's local part counts on its own", async () => {
+    assert((await messages("Quaxworth#2019", ["zebulon.quaxworth@example.com"])).some(isWeak));
   });
 });
 
 Deno.test("check() lists every broken rule at once", async (t) => {
-  await t.step("empty password", () => {
-    const found = messages("");
+  await t.step("empty password", async () => {
+    const found = await messages("");
     assertEquals(found.slice(0, 5), [LENGTH, UPPER, LOWER, DIGIT, SPECIAL]);
     assertEquals(found.length, 6);
     assert(isWeak(found[5]!));
   });
-  await t.step("'abc'", () => {
-    const found = messages("abc");
+  await t.step("'abc'", async () => {
+    const found = await messages("abc");
     assertEquals(found.slice(0, 4), [LENGTH, UPPER, DIGIT, SPECIAL]);
     assert(isWeak(found[4]!));
   });
-  await t.step("25 x '€': bytes and three classes", () => {
-    assertEquals(messages("\u20ac".repeat(25)), [BYTES, UPPER, LOWER, DIGIT]);
+  await t.step("25 x '€': bytes and three classes", async () => {
+    assertEquals(await messages("\u20ac".repeat(25)), [BYTES, UPPER, LOWER, DIGIT]);
   });
-  await t.step("every error has path 'password'", () => {
-    for (const error of testPolicy().check("")) assertEquals(error.path, "password");
+  await t.step("every error has path 'password'", async () => {
+    for (const error of await testPolicy().check("")) assertEquals(error.path, "password");
   });
 });
 
 Deno.test("assert() throws PasswordPolicyError with code password_policy and every error", async (t) => {
-  await t.step("weak password", () => {
-    const error = assertThrows(() => testPolicy().assert("abc"), PasswordPolicyError);
+  await t.step("weak password", async () => {
+    const error = await assertRejects(() => testPolicy().assert("abc"), PasswordPolicyError);
     assertEquals(error.code, "password_policy");
-    assertEquals(error.errors, testPolicy().check("abc"));
+    assertEquals(error.errors, await testPolicy().check("abc"));
   });
-  await t.step("a custom path is used on every error", () => {
-    const error = assertThrows(
+  await t.step("a custom path is used on every error", async () => {
+    const error = await assertRejects(
       () => testPolicy().assert("", [], "new_password"),
       PasswordPolicyError,
     );
     assertEquals(error.errors?.length, 6);
     for (const e of error.errors ?? []) assertEquals(e.path, "new_password");
   });
-  await t.step("user inputs are passed through", () => {
-    const error = assertThrows(
+  await t.step("user inputs are passed through", async () => {
+    const error = await assertRejects(
       () => testPolicy().assert("Quaxworth#2019", ["Zebulon Quaxworth"]),
       PasswordPolicyError,
     );
     assert(error.errors?.some((e) => isWeak(e.message)));
   });
-  await t.step("a good password does not throw", () => {
-    testPolicy().assert(STRONG, ["someone@example.com", "Some One"]);
+  await t.step("a good password does not throw", async () => {
+    await testPolicy().assert(STRONG, ["someone@example.com", "Some One"]);
   });
 });
 
@@ -160,13 +163,13 @@ const passwords = fc.oneof(
   fc.string({ unit: anyUnit, maxLength: 100 }),
 );
 
-Deno.test("check() never throws and always returns a list of password errors", () => {
-  fc.assert(
-    fc.property(
+Deno.test("check() never throws and always returns a list of password errors", async () => {
+  await fc.assert(
+    fc.asyncProperty(
       passwords,
       fc.array(fc.string({ unit: "binary" }), { maxLength: 3 }),
-      (pw, inputs) => {
-        const errors = testPolicy().check(pw, inputs);
+      async (pw, inputs) => {
+        const errors = await testPolicy().check(pw, inputs);
         assert(Array.isArray(errors));
         for (const error of errors) {
           assertEquals(error.path, "password");
@@ -178,13 +181,13 @@ Deno.test("check() never throws and always returns a list of password errors", (
   );
 });
 
-Deno.test("assert() throws exactly when check() reports errors", () => {
-  fc.assert(
-    fc.property(passwords, (pw) => {
-      const expected = testPolicy().check(pw);
+Deno.test("assert() throws exactly when check() reports errors", async () => {
+  await fc.assert(
+    fc.asyncProperty(passwords, async (pw) => {
+      const expected = await testPolicy().check(pw);
       let thrown: unknown;
       try {
-        testPolicy().assert(pw);
+        await testPolicy().assert(pw);
       } catch (error) {
         thrown = error;
       }

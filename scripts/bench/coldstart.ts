@@ -1,0 +1,165 @@
+// deno-lint-ignore-file no-console -- a command-line report
+/**
+ * Cold-start section of `deno task bench`: `deno task start` as a child
+ * process (the task's own flags, read from deno.json) on a fresh temporary
+ * data folder, timed from spawn to the first answered `GET /health`; then
+ * that process's resident memory idle, after a register, and after a login,
+ * so the memory budget splits into runtime, password dictionaries and bcrypt.
+ */
+import { join } from "node:path";
+import { printGrid, verdict } from "./_report.ts";
+
+const ROOT = new URL("../../", import.meta.url);
+const RUNS = 3;
+/** How often /health is polled while the child starts. */
+const POLL_MS = 5;
+
+/** The `deno run` arguments of `deno task start`, with main.ts made absolute. */
+async function startArgs(): Promise<string[]> {
+  const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT))) as {
+    tasks: Record<string, string>;
+  };
+  const task = config.tasks.start;
+  if (task === undefined) throw new Error("bench: deno.json has no start task");
+  const words = task.split(/\s+/).filter((w) => w !== "");
+  if (words[0] !== "deno") throw new Error(`bench: unexpected start task: ${task}`);
+  return words.slice(1).flatMap((word) =>
+    word === "run"
+      ? ["run", "--config", new URL("deno.json", ROOT).pathname]
+      : word === "main.ts"
+      ? [new URL("main.ts", ROOT).pathname]
+      : [word]
+  );
+}
+
+/** Resident memory of `pid` in MiB (Linux /proc), or NaN elsewhere. */
+export function rssMiB(pid: number | "self", field: "VmRSS" | "VmHWM" = "VmRSS"): number {
+  try {
+    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+    const kib = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1];
+    return kib === undefined ? Number.NaN : Number(kib) / 1024;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return Number.NaN;
+    throw error;
+  }
+}
+
+interface ColdStart {
+  /** Spawn → first 200 from /health, ms. */
+  firstHealthMs: number;
+  /** Spawn → the "listening" log line, ms. */
+  listeningMs: number;
+  rssIdle: number;
+  rssAfterRegister: number;
+  rssAfterLogin: number;
+  /** The bcrypt engine the server logged. */
+  engine: string;
+}
+
+async function oneColdStart(args: string[]): Promise<ColdStart> {
+  const dir = await Deno.makeTempDir({ prefix: "bulwark-coldstart-" });
+  const started = performance.now();
+  const child = new Deno.Command(Deno.execPath(), {
+    args,
+    cwd: dir,
+    env: {
+      APP_ENV: "development",
+      DATA_DIR: "./data",
+      KV_PATH: join(dir, "data", "bulwark.kv"),
+      HOST: "127.0.0.1",
+      PORT: "0",
+      LOG_LEVEL: "info",
+      BCRYPT_ROUNDS: "12",
+    },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let listeningMs = Number.NaN;
+  let engine = "?";
+  const { promise: origin, resolve } = Promise.withResolvers<string>();
+  const read = async (stream: ReadableStream<Uint8Array>) => {
+    let buffered = "";
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      buffered += chunk;
+      let newline: number;
+      while ((newline = buffered.indexOf("\n")) >= 0) {
+        const line = buffered.slice(0, newline);
+        buffered = buffered.slice(newline + 1);
+        if (line.includes('"listening"')) {
+          listeningMs = performance.now() - started;
+          resolve((JSON.parse(line) as { url: string }).url);
+        }
+        if (line.includes("bcrypt: ")) engine = (JSON.parse(line) as { msg: string }).msg;
+      }
+    }
+  };
+  const reading = Promise.all([read(child.stdout), read(child.stderr)]);
+  try {
+    const url = await origin;
+    let firstHealthMs = Number.NaN;
+    while (Number.isNaN(firstHealthMs)) {
+      const res = await fetch(`${url}/health`).catch(() => null);
+      if (res !== null) {
+        await res.body?.cancel();
+        if (res.status === 200) firstHealthMs = performance.now() - started;
+      }
+      if (Number.isNaN(firstHealthMs)) await new Promise((r) => setTimeout(r, POLL_MS));
+      if (performance.now() - started > 60_000) throw new Error("bench: no /health in 60 s");
+    }
+    // Idle memory once start-up work (the dummy hash) has settled.
+    await new Promise((r) => setTimeout(r, 1500));
+    const rssIdle = rssMiB(child.pid);
+    const email = `cold-${crypto.randomUUID().slice(0, 8)}@example.com`;
+    const body = JSON.stringify({ email, password: "Correct-Horse-42-Battery!" });
+    const headers = { "Content-Type": "application/json" };
+    const reg = await fetch(`${url}/auth/register`, { method: "POST", headers, body });
+    await reg.body?.cancel();
+    const rssAfterRegister = rssMiB(child.pid);
+    const login = await fetch(`${url}/auth/login`, { method: "POST", headers, body });
+    await login.body?.cancel();
+    if (reg.status !== 201 || login.status !== 200) {
+      throw new Error(`bench: cold server answered register ${reg.status}, login ${login.status}`);
+    }
+    const rssAfterLogin = rssMiB(child.pid);
+    return { firstHealthMs, listeningMs, rssIdle, rssAfterRegister, rssAfterLogin, engine };
+  } finally {
+    child.kill("SIGTERM");
+    await child.status;
+    await reading;
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Section: cold start to the first `/health`, three runs, and the memory of a fresh process. */
+export async function coldStartSection(): Promise<void> {
+  const args = await startArgs();
+  const runs: ColdStart[] = [];
+  for (let i = 0; i < RUNS; i++) runs.push(await oneColdStart(args));
+  console.log(`\n## Cold start: \`deno task start\` → first answered GET /health\n`);
+  console.log(`deno ${args.join(" ")}; fresh temporary data folder each run\n`);
+  const f = (n: number) => Number.isFinite(n) ? n.toFixed(0) : "–";
+  printGrid(
+    [
+      "run",
+      "listening ms",
+      "first /health ms",
+      "RSS idle MiB",
+      "+ register MiB",
+      "+ login MiB",
+    ],
+    runs.map((r, i) => [
+      `${i + 1}`,
+      f(r.listeningMs),
+      f(r.firstHealthMs),
+      f(r.rssIdle),
+      f(r.rssAfterRegister),
+      f(r.rssAfterLogin),
+    ]),
+  );
+  const worst = Math.max(...runs.map((r) => r.firstHealthMs));
+  console.log(`\nbcrypt: ${runs[0]?.engine ?? "?"}`);
+  console.log(
+    `goal: first /health < 300 ms in every run: worst ${f(worst)} ms — ${verdict(worst < 300)}`,
+  );
+}
