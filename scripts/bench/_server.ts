@@ -33,6 +33,8 @@ export function benchConfig(extra: Record<string, string> = {}): Config {
     RATE_LIMIT_LOGIN: unlimited,
     RATE_LIMIT_AUTHENTICATED: unlimited,
     RATE_LIMIT_ANONYMOUS: unlimited,
+    // Bench accounts act as verified users (API keys, uploads).
+    REQUIRE_EMAIL_VERIFICATION: "false",
     ...extra,
   }, { io: NO_DISK });
 }

@@ -39,6 +39,10 @@
  *           run), warm up once per server instead of before every run (more
  *           targets, same ~40 s) and print each best run's CPU per request by
  *           thread (event loop, KV's SQLite thread, other threads, the rest).
+ *   hotpath store reads and writes per `GET /users/me` under load, rate limiting off
+ *           and on (goal ≤ 0.05 each), and revocation propagation between two
+ *           instances on one KV file: logout on A → first 401 on B, p50/p99 of
+ *           20 trials (goal p99 < 1 s).
  *   oauth2  `POST /oauth2/token` client_credentials (tokens/s, p99) and
  *           `POST /oauth2/introspect` vs `GET /users/me` (goal: introspection ≥ 50%).
  *   ops     `GET /users/me` with metrics (request middleware, instrumented KV) and
@@ -60,7 +64,8 @@
  *   --loader=X         BENCH_LOADER           auto  wrk | deno | auto (wrk, else deno)
  *   --bcrypt-rounds=N  BENCH_BCRYPT_ROUNDS    12    bcrypt cost of the auth section (10-31)
  *   --section=X        BENCH_SECTION          all   all | coldstart | health | auth | ratelimit
- *                                                   | apikeys | oauth2 | ops | uploads | search
+ *                                                   | apikeys | hotpath | oauth2 | ops | uploads
+ *                                                   | search
  * The run ends with the bench process's peak RSS (every in-process server).
  */
 import { type LoaderKind, type MeasureOptions, resolveLoader } from "./_measure.ts";
@@ -68,6 +73,7 @@ import { apiKeySection } from "./apikeys.ts";
 import { authSection } from "./auth.ts";
 import { coldStartSection, rssMiB } from "./coldstart.ts";
 import { healthSection } from "./health.ts";
+import { hotPathSection } from "./hotpath.ts";
 import { oauth2Section } from "./oauth2.ts";
 import { opsSection } from "./ops.ts";
 import { rateLimitSection } from "./ratelimit.ts";
@@ -82,6 +88,7 @@ export type SectionName =
   | "auth"
   | "ratelimit"
   | "apikeys"
+  | "hotpath"
   | "oauth2"
   | "ops"
   | "uploads"
@@ -94,6 +101,7 @@ const SECTIONS: readonly SectionName[] = [
   "auth",
   "ratelimit",
   "apikeys",
+  "hotpath",
   "oauth2",
   "ops",
   "uploads",
@@ -216,6 +224,7 @@ async function main(): Promise<void> {
   if (runs("auth")) await authSection(settings, options);
   if (runs("ratelimit")) await rateLimitSection(settings, options);
   if (runs("apikeys")) await apiKeySection(settings, options);
+  if (runs("hotpath")) await hotPathSection(settings, options);
   if (runs("oauth2")) await oauth2Section(settings, options);
   if (runs("ops")) await opsSection(settings, options);
   if (runs("uploads")) await benchUploads();
