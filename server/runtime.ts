@@ -2,6 +2,7 @@ import type { Hono } from "hono";
 import type { AppEnv } from "../middleware/app_env.ts";
 import { createApp } from "../routes/app.ts";
 import type { Config } from "../services/config/config.ts";
+import { withBusyRetry } from "../services/core/kv.ts";
 import { createServices, type Deps, type Services } from "../services/container.ts";
 import { type Clock, createSystemClock } from "../services/core/clock.ts";
 import { createLogger, type Logger } from "../services/core/logger.ts";
@@ -83,7 +84,9 @@ export async function createRuntime(
     const metrics = config.metricsEnabled
       ? createMetrics({ version: VERSION })
       : createNoopMetrics();
-    const kv = instrumentKv(store, metrics);
+    // One retry policy for "database is locked" on every write (several processes, one file),
+    // inside the instrumentation so metrics see whole operations.
+    const kv = instrumentKv(withBusyRetry(store), metrics);
     const hasher = overrides.hasher ?? createBcryptHasher({
       rounds: config.bcryptRounds,
       backend: config.bcryptBackend,

@@ -114,3 +114,75 @@ export async function listByIndex<T>(
 export function expireInUntil(expiresAt: string | Date, now: Date): number {
   return Math.max(1000, new Date(expiresAt).getTime() - now.getTime());
 }
+
+/** Options of {@linkcode withBusyRetry}. */
+export interface BusyRetryOptions {
+  /** Attempts of one operation before the busy error is let through. @default 12 */
+  attempts?: number;
+  /** Longest jittered pause between two attempts (ms). @default 100 */
+  maxPauseMs?: number;
+}
+
+/**
+ * The one retry policy for a store shared by several processes: every write
+ * (`atomic().commit()`, `set`, `delete`) and point read of the returned store
+ * is retried, with jittered exponential backoff and a bound, while SQLite
+ * reports "database is locked" (another process holds the write lock of an
+ * embedded file; nothing was applied). So no request answers 500 because
+ * another process is writing; version conflicts stay the callers' to handle
+ * (`retryOnConflict`). Harmless where the store never reports busy (KV
+ * Connect, Deploy, `:memory:`).
+ */
+export function withBusyRetry(kv: Deno.Kv, options: BusyRetryOptions = {}): Deno.Kv {
+  const attempts = options.attempts ?? 12;
+  const maxPauseMs = options.maxPauseMs ?? 100;
+  if (!Number.isInteger(attempts) || attempts < 1) {
+    throw new RangeError("Cannot retry a busy store: attempts must be a positive integer");
+  }
+  async function retrying<T>(run: () => Promise<T>): Promise<T> {
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await run();
+      } catch (error) {
+        if (!isStoreBusy(error) || attempt >= attempts) throw error;
+        const pauseMs = Math.random() * Math.min(maxPauseMs, 2 ** attempt);
+        await new Promise((resolve) => setTimeout(resolve, pauseMs));
+      }
+    }
+  }
+  function atomic(op: Deno.AtomicOperation): Deno.AtomicOperation {
+    const commit = op.commit.bind(op);
+    // Properties a caller assigns (an instrumented commit) live on the wrapper, not the operation.
+    const assigned = new Map<PropertyKey, unknown>();
+    const wrapped: Deno.AtomicOperation = new Proxy(op, {
+      set(_target, name, value) {
+        assigned.set(name, value);
+        return true;
+      },
+      get(target, name) {
+        if (assigned.has(name)) return assigned.get(name);
+        const value = Reflect.get(target, name, target);
+        if (name === "commit") return () => retrying(commit);
+        if (typeof value !== "function") return value;
+        // Builder methods return the operation itself: hand back the wrapper instead.
+        return (...args: unknown[]) => {
+          const result = value.apply(target, args);
+          return result === target ? wrapped : result;
+        };
+      },
+    });
+    return wrapped;
+  }
+  const retried = new Set<PropertyKey>(["get", "getMany", "set", "delete"]);
+  return new Proxy(kv, {
+    get(target, name) {
+      const value = Reflect.get(target, name, target);
+      if (name === "atomic") return () => atomic(target.atomic());
+      if (typeof value !== "function") return value;
+      if (retried.has(name)) {
+        return (...args: unknown[]) => retrying(() => value.apply(target, args));
+      }
+      return value.bind(target);
+    },
+  });
+}
