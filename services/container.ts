@@ -16,6 +16,7 @@ import { createRatePolicy, type RatePolicy } from "./limits/rate_policy.ts";
 import type { VirusScanner } from "./uploads/scanner.ts";
 import { createSessionService, type SessionService } from "./auth/sessions.ts";
 import { createTokenService, type TokenService } from "./auth/tokens.ts";
+import { createTlsService, type TlsService } from "./tls/tls.ts";
 import { createUploadService, type UploadService } from "./uploads/uploads.ts";
 import { createUserService, type UserService } from "./identity/users.ts";
 
@@ -49,6 +50,8 @@ export interface Services {
   readonly rates: RatePolicy;
   readonly sessions: SessionService;
   readonly tokens: TokenService;
+  /** The certificate in service (`certificateStatus()` for metrics); empty without TLS. */
+  readonly tls: TlsService;
   readonly uploads: UploadService;
   readonly users: UserService;
 }
@@ -138,6 +141,7 @@ export function createServices(deps: Deps): Services {
     allowedExtensions: config.uploadAllowedExtensions,
     quotaBytes: config.uploadQuotaBytes,
   });
+  const tls = createTlsService({ clock, logger, refuseExpired: config.appEnv === "production" });
   return {
     apiKeys,
     audit,
@@ -148,6 +152,7 @@ export function createServices(deps: Deps): Services {
     rates,
     sessions,
     tokens,
+    tls,
     uploads,
     users,
   };

@@ -11,6 +11,7 @@ import { checkSettings, ENV_SCHEMA, fileSettingNames, settingEntries } from "./s
 import { ConfigError, type ConfigIo, readFileSetting, resolveKeyrings } from "./secrets.ts";
 
 export {
+  type AcmeSettings,
   type AppEnvName,
   type Config,
   type LogLevelName,
@@ -87,7 +88,9 @@ export function loadConfig(
   problems.push(...checkSettings(e, { production, raw: env }));
   if (problems.length > 0) throw new ConfigError(problems);
 
-  const scheme = e.TLS_CERT_FILE === undefined ? "http" : "https";
+  const scheme = e.TLS_CERT_FILE === undefined && e.ACME_DIRECTORY_URL === undefined
+    ? "http"
+    : "https";
   const onDeploy = e.DENO_DEPLOYMENT_ID !== undefined;
   return Object.freeze({
     appEnv: e.APP_ENV,
@@ -130,6 +133,14 @@ export function loadConfig(
     tlsCertFile: e.TLS_CERT_FILE,
     tlsKeyFile: e.TLS_KEY_FILE,
     httpRedirectPort: e.HTTP_REDIRECT_PORT,
+    tlsAllowTls12: e.TLS_ALLOW_TLS12,
+    // checkSettings() made sure email and domains come with the directory.
+    acme: e.ACME_DIRECTORY_URL === undefined ? undefined : Object.freeze({
+      directoryUrl: e.ACME_DIRECTORY_URL,
+      email: e.ACME_EMAIL ?? "",
+      domains: Object.freeze([...e.ACME_DOMAINS]),
+      caFile: e.ACME_CA_FILE,
+    }),
     logLevel: e.LOG_LEVEL,
     docsEnabled: e.DOCS_ENABLED ?? !production,
     xssProtection: e.X_XSS_PROTECTION,

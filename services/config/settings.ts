@@ -31,6 +31,7 @@ import { HTTP_SETTINGS } from "./settings/http.ts";
 import { LIMIT_SETTINGS } from "./settings/limits.ts";
 import { MAIL_SETTINGS } from "./settings/mail.ts";
 import { RUNTIME_SETTINGS } from "./settings/runtime.ts";
+import { TLS_SETTINGS } from "./settings/tls.ts";
 import { UPLOAD_SETTINGS } from "./settings/uploads.ts";
 
 export type { CheckContext, Setting } from "./declaration.ts";
@@ -44,6 +45,7 @@ export const SETTINGS = {
   ...LIMIT_SETTINGS,
   ...API_KEY_SETTINGS,
   ...HTTP_SETTINGS,
+  ...TLS_SETTINGS,
   ...UPLOAD_SETTINGS,
 };
 
