@@ -40,6 +40,8 @@ export interface PreparedTls {
   start(server: HttpsServer): { firstOrder: Promise<void> } & Disposable;
   /** Re-reads the certificate files now (the `SIGHUP` action); no-op with ACME. */
   reload(reason: string): Promise<boolean>;
+  /** One renewal check now, as the timer runs it (failures logged); no-op with files. */
+  checkNow(): Promise<void>;
 }
 
 /**
@@ -63,6 +65,7 @@ export async function prepareTls(deps: TlsSetupDeps): Promise<PreparedTls | unde
       minVersion,
       acmeChallenge: undefined,
       reload: files.reload,
+      checkNow: () => Promise.resolve(),
       start(server) {
         tls.onChange((identity) => server.setIdentity(identity));
         const watcher = files.watch();
@@ -98,28 +101,17 @@ export async function prepareTls(deps: TlsSetupDeps): Promise<PreparedTls | unde
     minVersion,
     acmeChallenge: acme.challengeResponse,
     reload: () => Promise.resolve(false),
+    checkNow: async () => void await checkOnce(),
     start(server) {
       tls.onChange((identity) => server.setIdentity(identity));
       let timer: ReturnType<typeof setTimeout> | undefined;
       let stopped = false;
-      const check = async (): Promise<void> => {
-        let next = ACME_CHECK_MS;
-        try {
-          await acme.renewIfDue();
-        } catch (error) {
-          // A timer has no caller to throw to: every failure is logged and retried.
-          if (!(error instanceof Error)) throw error;
-          logger.error("acme order failed; the certificate in service stays", {
-            problem: error instanceof AcmeError ? error.message : `${error.name}: ${error.message}`,
-            retry_in_s: ACME_RETRY_MS / 1000,
-          });
-          next = ACME_RETRY_MS;
-        }
-        tls.checkExpiry();
-        if (!stopped) timer = setTimeout(() => void check(), next);
+      const loop = async (): Promise<void> => {
+        const next = await checkOnce();
+        if (!stopped) timer = setTimeout(() => void loop(), next);
       };
       // The order may need the redirect listener (HTTP-01), which is up now.
-      const firstOrder = check();
+      const firstOrder = loop();
       return {
         firstOrder,
         [Symbol.dispose]() {
@@ -129,6 +121,24 @@ export async function prepareTls(deps: TlsSetupDeps): Promise<PreparedTls | unde
       };
     },
   };
+
+  /** Renews when due; returns the delay until the next check (shorter after a failure). */
+  async function checkOnce(): Promise<number> {
+    let next = ACME_CHECK_MS;
+    try {
+      await acme.renewIfDue();
+    } catch (error) {
+      // A timer has no caller to throw to: every failure is logged and retried.
+      if (!(error instanceof Error)) throw error;
+      logger.error("acme order failed; the certificate in service stays", {
+        problem: error instanceof AcmeError ? error.message : `${error.name}: ${error.message}`,
+        retry_in_s: ACME_RETRY_MS / 1000,
+      });
+      next = ACME_RETRY_MS;
+    }
+    tls.checkExpiry();
+    return next;
+  }
 }
 
 function currentOf(tls: TlsService): TlsIdentity {
