@@ -28,6 +28,8 @@ export interface MakeCertificateOptions {
   days?: number;
   /** Common name, also used as a file prefix. @default "localhost" */
   name?: string;
+  /** An OCSP responder URL in Authority Information Access (scanners want revocation info). */
+  ocspUrl?: string;
 }
 
 function keyArgs(key: TestKey): string[] {
@@ -84,7 +86,8 @@ export async function makeCertificate(
   ]);
   await Deno.writeTextFile(
     `${prefix}.cnf`,
-    "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n" +
+      (options.ocspUrl === undefined ? "" : `authorityInfoAccess=OCSP;URI:${options.ocspUrl}\n`),
   );
   await openssl([
     "x509",
