@@ -257,7 +257,8 @@ export async function unexplainedSuppressions(paths: string[]): Promise<string[]
     if (!/\.(ts|tsx|js|mjs)$/.test(path)) return;
     const lines = (await Deno.readTextFile(path)).split("\n");
     lines.forEach((line, i) => {
-      const m = /\/\/\s*deno-lint-ignore(-file)?\b(.*)$/.exec(line);
+      // Directives stand on a line of their own; this skips the text inside strings.
+      const m = /^\s*\/\/\s*deno-lint-ignore(-file)?\b(.*)$/.exec(line);
       if (m !== null && !/\s--\s*\S/.test(m[2] ?? "")) {
         found.push(`${path}:${i + 1}: deno-lint-ignore without " -- reason"`);
       }

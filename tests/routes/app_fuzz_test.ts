@@ -113,7 +113,8 @@ const hostile = fc.oneof(
 );
 
 Deno.test("every route in /openapi.json answers random input without a 500, a leak or a state change", async (t) => {
-  await using w = await openWorld();
+  // Rate limits off: a 429 would stand in for what the route does with the input.
+  await using w = await openWorld({ env: { RATE_LIMIT_ENABLED: "false" } });
   const ops = await operations(w.app);
   for (const expected of ["POST /auth/login", "POST /auth/register", "POST /api-keys"]) {
     assert(
