@@ -34,6 +34,28 @@ Deno.test("startHttpsServer() serves the app over TLS 1.3 only by default, and r
       const line = logger.lines.findLast((l) => l.includes('"request"'));
       assert(line?.includes('"ip":"127.0.0.1"'), String(line));
     });
+    await t.step(
+      "an endless chunked body gets 413 without being read (body limit over node:https)",
+      async () => {
+        let sent = 0;
+        const body = new ReadableStream<Uint8Array>({
+          pull(controller) {
+            sent += 8192;
+            if (sent > 64 * 1024 * 1024) controller.close();
+            else controller.enqueue(new Uint8Array(8192));
+          },
+        });
+        const res = await fetch(`https://localhost:${server.addr.port}/auth/login`, {
+          method: "POST",
+          body,
+          headers: { "content-type": "application/json" },
+          client,
+        });
+        assertEquals(res.status, 413);
+        assertEquals((await res.json()).code, "payload_too_large");
+        assert(sent < 8 * 1024 * 1024, `client had sent ${sent} bytes before the refusal`);
+      },
+    );
     await t.step("TLS 1.3 is accepted; 1.2, 1.1 and 1.0 are refused", async () => {
       assert(await handshake(server.addr.port, "-tls1_3"));
       assert(!await handshake(server.addr.port, "-tls1_2"));

@@ -15,7 +15,7 @@ export const TLS_SETTINGS = {
   TLS_ALLOW_TLS12: setting({
     schema: bool.default(false),
     doc:
-      "Also accept TLS 1.2 (AEAD suites with ECDHE only; see “TLS”). Off: TLS 1.3 only, so no cipher order to get wrong.",
+      'Also accept TLS 1.2 (ECDHE + AEAD suites only, see "HTTPS and certificates"). Off: TLS 1.3 only.',
     show: (c) => c.tlsAllowTls12,
   }),
   ACME_DIRECTORY_URL: setting({
