@@ -228,13 +228,22 @@ export async function sqlmapTarget(
     .map((row) => `${target.name}: injectable ${row}`);
 }
 
-/** wapiti crawl from `/` plus every GET target URL; returns its findings and anomalies. */
+/** Pages wapiti starts from besides the GET targets: the HTML page (nonce CSP) and the spec. */
+const WAPITI_PAGES = ["/docs", "/openapi.json", "/health", "/users/me"];
+
+/**
+ * wapiti crawl from `/`, the pages above and every GET target URL (headers, cookies, CSP, and
+ * injection into GET parameters); returns its findings and anomalies (5xx answers).
+ */
 export async function wapitiScan(instance: DastInstance, outDir: string): Promise<string[]> {
-  const starts = DAST_TARGETS.filter((t) => t.method === "GET").flatMap((t) => {
-    const url = new URL(t.path, instance.origin);
-    for (const [k, v] of Object.entries(t.query ?? {})) url.searchParams.set(k, v);
-    return ["-s", url.href];
-  });
+  const starts = [
+    ...WAPITI_PAGES.map((page) => new URL(page, instance.origin).href),
+    ...DAST_TARGETS.filter((t) => t.method === "GET").map((t) => {
+      const url = new URL(t.path, instance.origin);
+      for (const [k, v] of Object.entries(t.query ?? {})) url.searchParams.set(k, v);
+      return url.href;
+    }),
+  ].flatMap((href) => ["-s", href]);
   const report = `${outDir}/wapiti.json`;
   await new Deno.Command("wapiti", {
     args: [
@@ -318,10 +327,13 @@ export async function dastGate(
           continue;
         }
       }
+      const targetStarted = performance.now();
       const found = await sqlmapTarget(instance, target, `${outDir}/sqlmap-${i}`);
       findings.push(...found);
       notes.push(
-        `${target.name}: sqlmap ${found.length === 0 ? "clean" : `${found.length} finding(s)`}`,
+        `${target.name}: sqlmap ${found.length === 0 ? "clean" : `${found.length} finding(s)`} (${
+          seconds(targetStarted)
+        } s)`,
       );
     }
     const started = performance.now();
