@@ -1,3 +1,8 @@
+import { getRequestListener } from "@hono/node-server";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import https from "node:https";
+import type { Socket } from "node:net";
+import type { TlsIdentity } from "../services/tls/certificate.ts";
 import type { Logger } from "../services/core/logger.ts";
 
 /** Options of {@linkcode startHttpServer}. */
@@ -7,10 +12,6 @@ export interface HttpServerOptions {
   /** 0 picks a free port. */
   port: number;
   logger: Logger;
-  /** PEM certificate and key; when present the server speaks HTTPS only (rustls: TLS 1.2 and 1.3). */
-  tls?: { cert: string; key: string };
-  /** A plain-HTTP listener that answers everything with 308 to `redirectOrigin`. */
-  redirect?: { port: number; origin: string };
   /** Upper bound for finishing in-flight requests on shutdown. @default 10000 */
   shutdownTimeoutMs?: number;
 }
@@ -18,61 +19,166 @@ export interface HttpServerOptions {
 /** A running server. */
 export interface HttpServer {
   readonly addr: Deno.NetAddr;
-  readonly redirectAddr: Deno.NetAddr | undefined;
   /** Stops accepting, waits (bounded) for in-flight requests, then resolves. */
   shutdown(): Promise<void>;
 }
 
-/** Starts the listener(s); they are accepting when this returns. */
+/** Starts a plain-HTTP listener (`Deno.serve`); it is accepting when this returns. */
 export function startHttpServer(options: HttpServerOptions): HttpServer {
   const { logger } = options;
-  const timeoutMs = options.shutdownTimeoutMs ?? 10_000;
-  const main = listen({
-    hostname: options.hostname,
-    port: options.port,
-    handler: options.handler,
-    ...(options.tls === undefined ? {} : { cert: options.tls.cert, key: options.tls.key }),
-  });
-  let redirect: Listening | undefined;
-  if (options.redirect !== undefined) {
-    const origin = options.redirect.origin.replace(/(?<!\/)\/+$/, "");
-    redirect = listen({
-      hostname: options.hostname,
-      port: options.redirect.port,
-      handler: (req) => {
-        const url = new URL(req.url);
-        // The target origin is configured, never taken from Host, so this cannot be an open redirect.
-        return new Response(null, {
-          status: 308,
-          headers: { Location: `${origin}${url.pathname}${url.search}` },
-        });
-      },
-    });
-  }
-  logger.info("listening", {
-    url: `${
-      options.tls === undefined ? "http" : "https"
-    }://${main.addr.hostname}:${main.addr.port}`,
-    redirect_port: redirect?.addr.port,
-  });
+  const main = listen({ hostname: options.hostname, port: options.port, handler: options.handler });
+  logger.info("listening", { url: `http://${main.addr.hostname}:${main.addr.port}` });
   return {
     addr: main.addr,
-    redirectAddr: redirect?.addr,
-    async shutdown() {
-      const all = Promise.all([main.server.shutdown(), redirect?.server.shutdown()]);
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const timedOut = new Promise<"timeout">((resolve) => {
-        timer = setTimeout(() => resolve("timeout"), timeoutMs);
+    shutdown: async () => void await bounded([main.server.shutdown()], options),
+  };
+}
+
+/** TLS protocol floor; 1.2 only with the explicit `TLS_ALLOW_TLS12=true`. */
+export type TlsMinVersion = "TLSv1.2" | "TLSv1.3";
+
+/** Options of {@linkcode startHttpsServer}. */
+export interface HttpsServerOptions extends HttpServerOptions {
+  /** The first certificate; later ones arrive through {@linkcode HttpsServer.setIdentity}. */
+  identity: TlsIdentity;
+  /** @default "TLSv1.3" */
+  minVersion?: TlsMinVersion;
+  /**
+   * A plain-HTTP listener that answers ACME HTTP-01 tokens through `acmeChallenge` and everything
+   * else with 308 to `origin`.
+   */
+  redirect?: {
+    port: number;
+    origin: string;
+    acmeChallenge?: (token: string) => string | undefined;
+  };
+}
+
+/** A running HTTPS server whose certificate can be replaced while it runs. */
+export interface HttpsServer extends HttpServer {
+  readonly redirectAddr: Deno.NetAddr | undefined;
+  /** New connections get `identity`; open connections keep theirs. */
+  setIdentity(identity: TlsIdentity): void;
+}
+
+/**
+ * Starts the HTTPS listener on `node:https` (through `@hono/node-server`'s request bridge) because
+ * `Deno.serve` cannot change its certificate or protocol floor while running; `setSecureContext`
+ * can. Resolves once it accepts connections.
+ */
+export async function startHttpsServer(options: HttpsServerOptions): Promise<HttpsServer> {
+  const { logger, handler } = options;
+  const minVersion = options.minVersion ?? "TLSv1.3";
+  const listener = getRequestListener(
+    (request, env) => {
+      const incoming = env.incoming as IncomingMessage;
+      const outgoing = env.outgoing as ServerResponse;
+      const socket: Socket = incoming.socket;
+      const completed = new Promise<void>((resolve) => outgoing.once("close", () => resolve()));
+      return handler(request, {
+        remoteAddr: {
+          transport: "tcp",
+          hostname: socket.remoteAddress ?? "",
+          port: socket.remotePort ?? 0,
+        },
+        completed,
       });
-      const outcome = await Promise.race([all.then(() => "done" as const), timedOut]);
-      clearTimeout(timer);
-      if (outcome === "timeout") {
-        logger.warn("shutdown timed out; abandoning in-flight requests", { timeout_ms: timeoutMs });
-      } else {
-        logger.info("shutdown complete");
+    },
+    // Hono's node bridge would otherwise replace the global Request/Response for speed.
+    { overrideGlobalObjects: false },
+  );
+  const server = https.createServer({
+    cert: options.identity.cert,
+    key: options.identity.key,
+    minVersion,
+    // Slowloris bound: a client gets this long to send its headers.
+    headersTimeout: 20_000,
+    keepAliveTimeout: 5_000,
+  }, listener);
+  const { promise: listening, resolve, reject } = Promise.withResolvers<void>();
+  server.once("error", reject);
+  server.listen(options.port, options.hostname, () => resolve());
+  await listening;
+  server.off("error", reject);
+  const address = server.address();
+  if (address === null || typeof address === "string") throw new Error("no TCP address");
+  const addr: Deno.NetAddr = { transport: "tcp", hostname: address.address, port: address.port };
+  const redirect = options.redirect === undefined ? undefined : listen({
+    hostname: options.hostname,
+    port: options.redirect.port,
+    handler: redirectHandler(options.redirect),
+  });
+  logger.info("listening", {
+    url: `https://${addr.hostname}:${addr.port}`,
+    tls_min_version: minVersion,
+    redirect_port: redirect?.addr.port,
+  });
+  const closed = new Promise<void>((resolve) => server.once("close", () => resolve()));
+  return {
+    addr,
+    redirectAddr: redirect?.addr,
+    setIdentity(identity) {
+      // setSecureContext replaces every option of the context, so the floor is passed again.
+      server.setSecureContext({ cert: identity.cert, key: identity.key, minVersion });
+    },
+    async shutdown() {
+      server.close();
+      server.closeIdleConnections();
+      // Keep-alive connections that finish a request after close() go idle; close them as they do.
+      const sweeper = setInterval(() => server.closeIdleConnections(), 100);
+      try {
+        const done = await bounded([closed, redirect?.server.shutdown()], options);
+        if (!done) server.closeAllConnections();
+      } finally {
+        clearInterval(sweeper);
       }
     },
   };
+}
+
+function redirectHandler(
+  redirect: NonNullable<HttpsServerOptions["redirect"]>,
+): Deno.ServeHandler<Deno.NetAddr> {
+  const origin = redirect.origin.replace(/(?<!\/)\/+$/, "");
+  return (req) => {
+    const url = new URL(req.url);
+    const token = /^\/\.well-known\/acme-challenge\/([A-Za-z0-9_-]{1,128})$/.exec(url.pathname)
+      ?.[1];
+    if (token !== undefined && redirect.acmeChallenge !== undefined) {
+      const answer = redirect.acmeChallenge(token);
+      // RFC 8555 §8.3: the key authorization as the body; unknown tokens get 404, not a redirect.
+      return answer === undefined
+        ? new Response("not found\n", { status: 404, headers: { "content-type": "text/plain" } })
+        : new Response(answer, { headers: { "content-type": "application/octet-stream" } });
+    }
+    // The target origin is configured, never taken from Host, so this cannot be an open redirect.
+    return new Response(null, {
+      status: 308,
+      headers: { Location: `${origin}${url.pathname}${url.search}` },
+    });
+  };
+}
+
+/** Waits for `work` up to the shutdown timeout; logs the outcome and says whether it finished. */
+async function bounded(
+  work: ReadonlyArray<Promise<void> | undefined>,
+  options: Pick<HttpServerOptions, "logger" | "shutdownTimeoutMs">,
+): Promise<boolean> {
+  const timeoutMs = options.shutdownTimeoutMs ?? 10_000;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), timeoutMs);
+  });
+  const outcome = await Promise.race([Promise.all(work).then(() => "done" as const), timedOut]);
+  clearTimeout(timer);
+  if (outcome === "timeout") {
+    options.logger.warn("shutdown timed out; abandoning in-flight requests", {
+      timeout_ms: timeoutMs,
+    });
+    return false;
+  }
+  options.logger.info("shutdown complete");
+  return true;
 }
 
 interface Listening {
@@ -81,9 +187,7 @@ interface Listening {
 }
 
 function listen(
-  options: Deno.ServeTcpOptions & Partial<Deno.TlsCertifiedKeyPem> & {
-    handler: Deno.ServeHandler<Deno.NetAddr>;
-  },
+  options: Deno.ServeTcpOptions & { handler: Deno.ServeHandler<Deno.NetAddr> },
 ): Listening {
   // onListen is replaced so Deno does not print its own banner; we log instead.
   const server = Deno.serve({ ...options, onListen: () => {} });

@@ -21,6 +21,7 @@ import { createRatePolicy, type RatePolicy } from "./limits/rate_policy.ts";
 import type { VirusScanner } from "./uploads/scanner.ts";
 import { createSessionService, type SessionService } from "./auth/sessions.ts";
 import { createTokenService, type TokenService } from "./auth/tokens.ts";
+import { createTlsService, type TlsService } from "./tls/tls.ts";
 import { createUploadService, type UploadService } from "./uploads/uploads.ts";
 import { createUserService, type UserService } from "./identity/users.ts";
 import { createOAuth2Service, type OAuth2Service } from "./oauth2/oauth2.ts";
@@ -98,6 +99,8 @@ export interface Services {
   readonly rates: RatePolicy;
   readonly sessions: SessionService;
   readonly tokens: TokenService;
+  /** The certificate in service (`certificateStatus()` for metrics); empty without TLS. */
+  readonly tls: TlsService;
   readonly uploads: UploadService;
   readonly users: UserService;
   readonly ops: OpsServices;
@@ -242,6 +245,7 @@ export function createServices(deps: Deps): Services {
     allowedExtensions: config.uploadAllowedExtensions,
     quotaBytes: config.uploadQuotaBytes,
   });
+  const tls = createTlsService({ clock, logger, refuseExpired: config.appEnv === "production" });
   const alerts = createAlerter({
     url: config.alertWebhookUrl,
     secret: config.alertWebhookSecret,
@@ -321,6 +325,7 @@ export function createServices(deps: Deps): Services {
     rates,
     sessions,
     tokens,
+    tls,
     uploads,
     users,
   };

@@ -1,6 +1,8 @@
 import type { CliCommand } from "../cli.ts";
-import { startHttpServer } from "../http_server.ts";
+import { type HttpServer, startHttpServer, startHttpsServer } from "../http_server.ts";
 import { createRuntime } from "../runtime.ts";
+import { type PreparedTls, prepareTls } from "../tls_setup.ts";
+import { TlsIdentityError } from "../../services/tls/certificate.ts";
 import { loadCommandConfig } from "./config.ts";
 
 /** `bulwark serve` (the default): runs the HTTP service until SIGINT or SIGTERM. */
@@ -20,20 +22,52 @@ export const serveCommand: CliCommand = {
           : "memory",
       });
     }
-    const tls = config.tlsCertFile === undefined || config.tlsKeyFile === undefined ? undefined : {
-      cert: await Deno.readTextFile(config.tlsCertFile),
-      key: await Deno.readTextFile(config.tlsKeyFile),
-    };
-    const server = startHttpServer({
-      handler: (req, info) => runtime.app.fetch(req, info),
+    let tls: PreparedTls | undefined;
+    try {
+      tls = await prepareTls({ ...runtime.deps, tls: runtime.services.tls });
+    } catch (error) {
+      if (!(error instanceof TlsIdentityError || error instanceof Deno.errors.NotFound)) {
+        throw error;
+      }
+      io.err(`Configuration error:\n  - TLS certificate refused: ${error.message}`);
+      return 1;
+    }
+    const handler: Deno.ServeHandler<Deno.NetAddr> = (req, info) => runtime.app.fetch(req, info);
+    const common = {
+      handler,
       hostname: config.host,
       port: config.port,
       logger,
       shutdownTimeoutMs: config.shutdownTimeoutMs,
-      ...(tls === undefined ? {} : { tls }),
-      ...(config.httpRedirectPort === undefined
-        ? {}
-        : { redirect: { port: config.httpRedirectPort, origin: config.publicUrl } }),
+    };
+    let server: HttpServer;
+    let automation: Disposable | undefined;
+    if (tls === undefined) {
+      server = startHttpServer(common);
+    } else {
+      const https = await startHttpsServer({
+        ...common,
+        identity: tls.identity,
+        minVersion: tls.minVersion,
+        ...(config.httpRedirectPort === undefined ? {} : {
+          redirect: {
+            port: config.httpRedirectPort,
+            origin: config.publicUrl,
+            ...(tls.acmeChallenge === undefined ? {} : { acmeChallenge: tls.acmeChallenge }),
+          },
+        }),
+      });
+      automation = tls.start(https);
+      server = https;
+      if (Deno.build.os !== "windows") {
+        Deno.addSignalListener("SIGHUP", () => void tls.reload("SIGHUP"));
+      }
+    }
+    // Listen first, warm after: the dummy hash (timing-equal refusals) is made off
+    // the event loop while /health already answers; a login that comes sooner
+    // waits for it. The password dictionaries load on the first check that needs them.
+    runtime.deps.hasher.dummyHash().catch((error: unknown) => {
+      logger.error("bcrypt warm-up failed; the first login tries again", { error });
     });
     if (config.auditSigningKey === undefined) {
       logger.warn("AUDIT_SIGNING_KEY is not set: audit checkpoints are unsigned");
@@ -47,12 +81,6 @@ export const serveCommand: CliCommand = {
       });
     void check();
     const selfCheckTimer = setInterval(check, 6 * 3600_000);
-    // Listen first, warm after: the dummy hash (timing-equal refusals) is made off
-    // the event loop while /health already answers; a login that comes sooner
-    // waits for it. The password dictionaries load on the first check that needs them.
-    runtime.deps.hasher.dummyHash().catch((error: unknown) => {
-      logger.error("bcrypt warm-up failed; the first login tries again", { error });
-    });
     const { promise: stopped, resolve: stop } = Promise.withResolvers<string>();
     for (const signal of ["SIGINT", "SIGTERM"] as const) {
       if (Deno.build.os === "windows" && signal === "SIGTERM") continue;
@@ -60,6 +88,7 @@ export const serveCommand: CliCommand = {
     }
     logger.info("shutting down", { signal: await stopped });
     clearInterval(selfCheckTimer);
+    automation?.[Symbol.dispose]();
     await server.shutdown();
     return 0;
   },

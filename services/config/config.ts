@@ -12,6 +12,7 @@ import { ConfigError, type ConfigIo, readFileSetting, resolveKeyrings } from "./
 import { parseProviders } from "./providers.ts";
 
 export {
+  type AcmeSettings,
   type AppEnvName,
   type Config,
   type LogLevelName,
@@ -179,7 +180,9 @@ export function loadConfig(
   const oauthProviders = parseProviders(e.OAUTH_PROVIDERS, io, production, problems);
   if (problems.length > 0) throw new ConfigError(problems);
 
-  const scheme = e.TLS_CERT_FILE === undefined ? "http" : "https";
+  const scheme = e.TLS_CERT_FILE === undefined && e.ACME_DIRECTORY_URL === undefined
+    ? "http"
+    : "https";
   return Object.freeze({
     appEnv: e.APP_ENV,
     host: e.HOST,
@@ -230,6 +233,14 @@ export function loadConfig(
     tlsCertFile: e.TLS_CERT_FILE,
     tlsKeyFile: e.TLS_KEY_FILE,
     httpRedirectPort: e.HTTP_REDIRECT_PORT,
+    tlsAllowTls12: e.TLS_ALLOW_TLS12,
+    // checkSettings() made sure email and domains come with the directory.
+    acme: e.ACME_DIRECTORY_URL === undefined ? undefined : Object.freeze({
+      directoryUrl: e.ACME_DIRECTORY_URL,
+      email: e.ACME_EMAIL ?? "",
+      domains: Object.freeze([...e.ACME_DOMAINS]),
+      caFile: e.ACME_CA_FILE,
+    }),
     logLevel: e.LOG_LEVEL,
     docsEnabled: e.DOCS_ENABLED ?? !production,
     xssProtection: e.X_XSS_PROTECTION,

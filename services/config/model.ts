@@ -63,6 +63,15 @@ export interface UpstreamProviderConfig {
   readonly scopes: readonly string[];
 }
 
+/** ACME (RFC 8555) certificate automation. */
+export interface AcmeSettings {
+  readonly directoryUrl: string;
+  readonly email: string;
+  readonly domains: readonly string[];
+  /** PEM trusted for the ACME server's HTTPS, read at start-up. */
+  readonly caFile: string | undefined;
+}
+
 /** The resolved, validated settings every layer below `main.ts` reads. */
 export interface Config {
   readonly appEnv: AppEnvName;
@@ -134,6 +143,10 @@ export interface Config {
   readonly tlsCertFile: string | undefined;
   readonly tlsKeyFile: string | undefined;
   readonly httpRedirectPort: number | undefined;
+  /** Accept TLS 1.2 besides 1.3 (explicit relaxation). @default false */
+  readonly tlsAllowTls12: boolean;
+  /** Automatic certificates; `undefined` unless `ACME_DIRECTORY_URL` is set. */
+  readonly acme: AcmeSettings | undefined;
   readonly logLevel: LogLevelName;
   readonly docsEnabled: boolean;
   /** Value of `X-XSS-Protection`; empty string omits the header. @default "1; mode=block" */

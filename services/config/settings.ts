@@ -34,6 +34,7 @@ import { NOTE_SETTINGS } from "./settings/notes.ts";
 import { OAUTH2_SETTINGS } from "./settings/oauth2.ts";
 import { OPS_SETTINGS } from "./settings/ops.ts";
 import { RUNTIME_SETTINGS } from "./settings/runtime.ts";
+import { TLS_SETTINGS } from "./settings/tls.ts";
 import { UPLOAD_SETTINGS } from "./settings/uploads.ts";
 
 export type { CheckContext, Setting } from "./declaration.ts";
@@ -49,6 +50,7 @@ export const SETTINGS = {
   ...NOTE_SETTINGS,
   ...OAUTH2_SETTINGS,
   ...HTTP_SETTINGS,
+  ...TLS_SETTINGS,
   ...UPLOAD_SETTINGS,
   ...OPS_SETTINGS,
 };

@@ -41,6 +41,7 @@ export async function tryCommit(
     return res.ok ? res.versionstamp : null;
   } catch (error) {
     if (!isStoreBusy(error)) throw error;
+    // deno-lint-ignore bulwark-security/no-math-random -- retry jitter, not a secret or an id
     const pauseMs = Math.random() * Math.min(maxPauseMs, 2 ** attempt);
     await new Promise((resolve) => setTimeout(resolve, pauseMs));
     return null;
@@ -145,6 +146,7 @@ export function withBusyRetry(kv: Deno.Kv, options: BusyRetryOptions = {}): Deno
         return await run();
       } catch (error) {
         if (!isStoreBusy(error) || attempt >= attempts) throw error;
+        // deno-lint-ignore bulwark-security/no-math-random -- retry jitter, not a secret or an id
         const pauseMs = Math.random() * Math.min(maxPauseMs, 2 ** attempt);
         await new Promise((resolve) => setTimeout(resolve, pauseMs));
       }

@@ -449,3 +449,18 @@ export function sessionsPrefix(): ["sessions"] {
 export function apiKeysPrefix(): ["api_keys"] {
   return ["api_keys"];
 }
+
+/** ACME account of one directory URL: its key (PEM) and account URL. */
+export function acmeAccountKey(directoryUrl: string): ["tls_acme_accounts", string] {
+  return ["tls_acme_accounts", directoryUrl];
+}
+
+/** The certificate and key last issued for one sorted, comma-joined domain list. */
+export function acmeCertificateKey(domains: string): ["tls_acme_certificates", string] {
+  return ["tls_acme_certificates", domains];
+}
+
+/** Short lease so only one instance sharing the store orders a certificate at a time. */
+export function acmeOrderLeaseKey(domains: string): ["tls_acme_order_lease", string] {
+  return ["tls_acme_order_lease", domains];
+}

@@ -47,7 +47,8 @@ export const HTTP_SETTINGS = {
   }),
   TLS_CERT_FILE: setting({
     schema: z.string().min(1).optional(),
-    doc: "PEM certificate chain: serve HTTPS (TLS 1.2 and 1.3 only). Needs `TLS_KEY_FILE`.",
+    doc:
+      "PEM certificate chain (ECDSA P-256 or RSA ≥ 3072): serve HTTPS. Reloaded when the file changes or on `SIGHUP`. Needs `TLS_KEY_FILE`.",
     showAs: "TLS",
     show: (c) => c.tlsCertFile === undefined ? "off" : "on",
     check: (cert, { settings }) =>
@@ -61,11 +62,13 @@ export const HTTP_SETTINGS = {
   }),
   HTTP_REDIRECT_PORT: setting({
     schema: port.optional(),
-    doc: "With TLS: a plain-HTTP listener answering 308 to `PUBLIC_URL`.",
+    doc:
+      "With TLS: a plain-HTTP listener answering 308 to `PUBLIC_URL` (and ACME HTTP-01 challenges).",
     show: (c) => c.httpRedirectPort ?? null,
     check: (value, { settings }) =>
-      value !== undefined && settings.TLS_CERT_FILE === undefined
-        ? `"HTTP_REDIRECT_PORT" needs "TLS_CERT_FILE" and "TLS_KEY_FILE"`
+      value !== undefined && settings.TLS_CERT_FILE === undefined &&
+        settings.ACME_DIRECTORY_URL === undefined
+        ? `"HTTP_REDIRECT_PORT" needs "TLS_CERT_FILE" and "TLS_KEY_FILE", or "ACME_DIRECTORY_URL"`
         : undefined,
   }),
   LOG_LEVEL: setting({

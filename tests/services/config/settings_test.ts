@@ -102,6 +102,8 @@ Deno.test("check-config prints these keys, in this order", () => {
     "HTTP_REDIRECT_PORT",
     "LOG_LEVEL",
     "DOCS_ENABLED",
+    "TLS_ALLOW_TLS12",
+    "ACME",
     "UPLOAD_MAX_BYTES",
     "UPLOAD_ALLOWED_EXTENSIONS",
     "UPLOAD_DIR",
@@ -147,7 +149,50 @@ Deno.test("start-up refusals keep their messages", () => {
     ],
     [{ DOCS_ENABLED: "" }, `"DOCS_ENABLED" must be "true" or "false"`],
     [{ TLS_KEY_FILE: "key.pem" }, `"TLS_CERT_FILE" and "TLS_KEY_FILE" must be set together`],
-    [{ HTTP_REDIRECT_PORT: "80" }, `"HTTP_REDIRECT_PORT" needs "TLS_CERT_FILE" and "TLS_KEY_FILE"`],
+    [
+      { HTTP_REDIRECT_PORT: "80" },
+      `"HTTP_REDIRECT_PORT" needs "TLS_CERT_FILE" and "TLS_KEY_FILE", or "ACME_DIRECTORY_URL"`,
+    ],
+    [
+      {
+        ACME_DIRECTORY_URL: "https://acme.example/dir",
+        ACME_DOMAINS: "api.example.com",
+        HTTP_REDIRECT_PORT: "80",
+      },
+      `"ACME_DIRECTORY_URL" needs "ACME_EMAIL"`,
+    ],
+    [
+      {
+        ACME_DIRECTORY_URL: "https://acme.example/dir",
+        ACME_EMAIL: "ops@example.com",
+        HTTP_REDIRECT_PORT: "80",
+      },
+      `"ACME_DIRECTORY_URL" needs "ACME_DOMAINS"`,
+    ],
+    [
+      {
+        ACME_DIRECTORY_URL: "http://acme.example/dir",
+        ACME_EMAIL: "ops@example.com",
+        ACME_DOMAINS: "a.example",
+        HTTP_REDIRECT_PORT: "80",
+      },
+      `"ACME_DIRECTORY_URL" must be https in production`,
+    ],
+    [
+      {
+        ACME_DIRECTORY_URL: "https://acme.example/dir",
+        ACME_EMAIL: "ops@example.com",
+        ACME_DOMAINS: "a.example",
+        HTTP_REDIRECT_PORT: "80",
+        TLS_CERT_FILE: "/c",
+        TLS_KEY_FILE: "/k",
+      },
+      `"ACME_DIRECTORY_URL" and "TLS_CERT_FILE" exclude each other`,
+    ],
+    [
+      { ACME_DOMAINS: "Bad_Name.example" },
+      `"ACME_DOMAINS" entry "Bad_Name.example" is not a lower-case DNS name`,
+    ],
     [
       { UPLOAD_ALLOWED_EXTENSIONS: "png svg" },
       `"UPLOAD_ALLOWED_EXTENSIONS" entry "svg" is not one of png jpg jpeg gif webp pdf zip`,
