@@ -1,5 +1,6 @@
 import { getRequestListener } from "@hono/node-server";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import http from "node:http";
 import https from "node:https";
 import type { Socket } from "node:net";
 import type { TlsIdentity } from "../services/tls/certificate.ts";
@@ -23,7 +24,24 @@ export interface HttpServer {
   shutdown(): Promise<void>;
 }
 
-/** Starts a plain-HTTP listener (`Deno.serve`); it is accepting when this returns. */
+/**
+ * How long a client may take, on the node listeners: its request headers, its
+ * whole request (the body included), and an idle keep-alive connection
+ * (slow-loris, OWASP). Checked every second.
+ */
+export const SERVER_TIMEOUTS = Object.freeze({
+  headersMs: 10_000,
+  requestMs: 60_000,
+  keepAliveMs: 5_000,
+  checkEveryMs: 1_000,
+});
+
+/**
+ * Starts a plain-HTTP listener on `Deno.serve`: fastest, but it bounds neither
+ * header nor body read time nor idle keep-alive connections, so it is for use
+ * behind a proxy that does (`HTTP_ENGINE=deno`, or tests and benchmarks). It is
+ * accepting when this returns.
+ */
 export function startHttpServer(options: HttpServerOptions): HttpServer {
   const { logger } = options;
   const main = listen({ hostname: options.hostname, port: options.port, handler: options.handler });
@@ -67,9 +85,66 @@ export interface HttpsServer extends HttpServer {
  * can. Resolves once it accepts connections.
  */
 export async function startHttpsServer(options: HttpsServerOptions): Promise<HttpsServer> {
-  const { logger, handler } = options;
+  const { logger } = options;
   const minVersion = options.minVersion ?? "TLSv1.3";
-  const listener = getRequestListener(
+  const server = https.createServer({
+    cert: options.identity.cert,
+    key: options.identity.key,
+    minVersion,
+    ...nodeTimeouts(),
+  }, nodeListener(options.handler));
+  const running = await startNode(server, options);
+  const redirect = options.redirect === undefined ? undefined : listen({
+    hostname: options.hostname,
+    port: options.redirect.port,
+    handler: redirectHandler(options.redirect),
+  });
+  logger.info("listening", {
+    url: `https://${running.addr.hostname}:${running.addr.port}`,
+    tls_min_version: minVersion,
+    redirect_port: redirect?.addr.port,
+  });
+  return {
+    addr: running.addr,
+    redirectAddr: redirect?.addr,
+    setIdentity(identity) {
+      // setSecureContext replaces every option of the context, so the floor is passed again.
+      server.setSecureContext({ cert: identity.cert, key: identity.key, minVersion });
+    },
+    shutdown: () => running.shutdown(redirect?.server.shutdown()),
+  };
+}
+
+/**
+ * Starts a plain-HTTP listener on `node:http` with {@linkcode SERVER_TIMEOUTS}
+ * (the default, `HTTP_ENGINE=node`): a client that sends its headers or body
+ * too slowly, or idles on a keep-alive connection, is cut off (408 or close),
+ * so half-open connections cannot pile up. Resolves once it accepts connections.
+ */
+export async function startBoundedHttpServer(options: HttpServerOptions): Promise<HttpServer> {
+  const server = http.createServer({ ...nodeTimeouts() }, nodeListener(options.handler));
+  const running = await startNode(server, options);
+  options.logger.info("listening", {
+    url: `http://${running.addr.hostname}:${running.addr.port}`,
+    timeouts_ms: SERVER_TIMEOUTS,
+  });
+  return { addr: running.addr, shutdown: () => running.shutdown() };
+}
+
+function nodeTimeouts(): http.ServerOptions {
+  return {
+    headersTimeout: SERVER_TIMEOUTS.headersMs,
+    requestTimeout: SERVER_TIMEOUTS.requestMs,
+    keepAliveTimeout: SERVER_TIMEOUTS.keepAliveMs,
+    connectionsCheckingInterval: SERVER_TIMEOUTS.checkEveryMs,
+  };
+}
+
+/** The app's fetch handler as a `node:http` request listener (`@hono/node-server`'s bridge). */
+function nodeListener(
+  handler: Deno.ServeHandler<Deno.NetAddr>,
+): (req: IncomingMessage, res: ServerResponse) => void {
+  return getRequestListener(
     (request, env) => {
       const incoming = env.incoming as IncomingMessage;
       const outgoing = env.outgoing as ServerResponse;
@@ -87,14 +162,13 @@ export async function startHttpsServer(options: HttpsServerOptions): Promise<Htt
     // Hono's node bridge would otherwise replace the global Request/Response for speed.
     { overrideGlobalObjects: false },
   );
-  const server = https.createServer({
-    cert: options.identity.cert,
-    key: options.identity.key,
-    minVersion,
-    // Slowloris bound: a client gets this long to send its headers.
-    headersTimeout: 20_000,
-    keepAliveTimeout: 5_000,
-  }, listener);
+}
+
+/** Listens, and shuts down bounded: stop accepting, let requests finish, close idle sockets. */
+async function startNode(
+  server: http.Server,
+  options: HttpServerOptions,
+): Promise<{ addr: Deno.NetAddr; shutdown(also?: Promise<void>): Promise<void> }> {
   const { promise: listening, resolve, reject } = Promise.withResolvers<void>();
   server.once("error", reject);
   server.listen(options.port, options.hostname, () => resolve());
@@ -103,31 +177,16 @@ export async function startHttpsServer(options: HttpsServerOptions): Promise<Htt
   const address = server.address();
   if (address === null || typeof address === "string") throw new Error("no TCP address");
   const addr: Deno.NetAddr = { transport: "tcp", hostname: address.address, port: address.port };
-  const redirect = options.redirect === undefined ? undefined : listen({
-    hostname: options.hostname,
-    port: options.redirect.port,
-    handler: redirectHandler(options.redirect),
-  });
-  logger.info("listening", {
-    url: `https://${addr.hostname}:${addr.port}`,
-    tls_min_version: minVersion,
-    redirect_port: redirect?.addr.port,
-  });
   const closed = new Promise<void>((resolve) => server.once("close", () => resolve()));
   return {
     addr,
-    redirectAddr: redirect?.addr,
-    setIdentity(identity) {
-      // setSecureContext replaces every option of the context, so the floor is passed again.
-      server.setSecureContext({ cert: identity.cert, key: identity.key, minVersion });
-    },
-    async shutdown() {
+    async shutdown(also) {
       server.close();
       server.closeIdleConnections();
       // Keep-alive connections that finish a request after close() go idle; close them as they do.
       const sweeper = setInterval(() => server.closeIdleConnections(), 100);
       try {
-        const done = await bounded([closed, redirect?.server.shutdown()], options);
+        const done = await bounded([closed, also], options);
         if (!done) server.closeAllConnections();
       } finally {
         clearInterval(sweeper);

@@ -1,5 +1,10 @@
 import type { CliCommand } from "../cli.ts";
-import { type HttpServer, startHttpServer, startHttpsServer } from "../http_server.ts";
+import {
+  type HttpServer,
+  startBoundedHttpServer,
+  startHttpServer,
+  startHttpsServer,
+} from "../http_server.ts";
 import { createRuntime } from "../runtime.ts";
 import { type PreparedTls, prepareTls } from "../tls_setup.ts";
 import { TlsIdentityError } from "../../services/tls/certificate.ts";
@@ -43,7 +48,10 @@ export const serveCommand: CliCommand = {
     let server: HttpServer;
     let automation: Disposable | undefined;
     if (tls === undefined) {
-      server = startHttpServer(common);
+      // Slow-loris bounds by default; Deno.serve only where a proxy in front bounds them.
+      server = config.httpEngine === "node"
+        ? await startBoundedHttpServer(common)
+        : startHttpServer(common);
     } else {
       const https = await startHttpsServer({
         ...common,

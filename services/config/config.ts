@@ -229,6 +229,7 @@ export function loadConfig(
     bcryptBackend: e.BCRYPT_BACKEND,
     corsOrigins: Object.freeze(e.CORS_ORIGINS),
     trustProxy: e.TRUST_PROXY,
+    httpEngine: e.HTTP_ENGINE,
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     tlsCertFile: e.TLS_CERT_FILE,
     tlsKeyFile: e.TLS_KEY_FILE,

@@ -138,6 +138,8 @@ export interface Config {
   readonly corsOrigins: readonly string[];
   /** Trusted reverse-proxy hops for `X-Forwarded-For`; 0 trusts none (spoofable header). @default 0 */
   readonly trustProxy: number;
+  /** The plain-HTTP listener; "deno" has no read or idle timeouts (behind a proxy). @default "node" */
+  readonly httpEngine: "node" | "deno";
   /** JSON body cap in bytes. @default 65536 */
   readonly bodyLimitBytes: number;
   readonly tlsCertFile: string | undefined;

@@ -35,6 +35,12 @@ export const HTTP_SETTINGS = {
           : [`"CORS_ORIGINS" entry "${origin}" is not an origin like https://app.example.com`];
       }),
   }),
+  HTTP_ENGINE: setting({
+    schema: z.enum(["node", "deno"]).default("node"),
+    doc:
+      "Plain-HTTP listener: `node` bounds header (10 s) and request (60 s) read time and idle keep-alive (5 s) against slow-loris; `deno` (`Deno.serve`, faster) bounds none of them, for use behind a proxy that does.",
+    show: (c) => c.httpEngine,
+  }),
   TRUST_PROXY: setting({
     schema: nonNegativeInt.max(10).default(0),
     doc: "Reverse-proxy hops whose `X-Forwarded-For` entry is trusted. 0 = use the socket peer.",

@@ -96,6 +96,7 @@ Deno.test("check-config prints these keys, in this order", () => {
     "OAUTH2_ACCESS_TOKEN_MINUTES",
     "OAUTH_PROVIDERS",
     "CORS_ORIGINS",
+    "HTTP_ENGINE",
     "TRUST_PROXY",
     "BODY_LIMIT_BYTES",
     "TLS",
