@@ -110,6 +110,43 @@ export async function startBenchServer(
   };
 }
 
+/** Two bench servers over one store and keyring, the second borrowing the first's parts. */
+export interface BenchPair extends AsyncDisposable {
+  readonly owner: BenchServer;
+  readonly borrower: BenchServer;
+}
+
+/**
+ * Starts `owner`, then `borrower` sharing its store, clock, hasher, mailer,
+ * logger and policy (the same accounts and tokens work on both); disposing
+ * closes the borrower first, then the owner, which closes what they share.
+ */
+export async function startBenchPair(
+  owner: Config,
+  borrower: Config,
+  options: Pick<BenchServerOptions, "wrap"> = {},
+): Promise<BenchPair> {
+  const first = await startBenchServer(owner, options);
+  let second: BenchServer;
+  try {
+    second = await startBenchServer(borrower, { ...options, sharing: first });
+  } catch (error) {
+    await first.close();
+    throw error;
+  }
+  return {
+    owner: first,
+    borrower: second,
+    async [Symbol.asyncDispose]() {
+      try {
+        await second.close();
+      } finally {
+        await first.close();
+      }
+    },
+  };
+}
+
 /**
  * `startHttpServer` on a free loopback port, as {@linkcode startBenchServer}
  * uses it: for bare apps compared with Bulwark, so the only difference is the app.

@@ -5,13 +5,12 @@ import { cpuDelta, CpuMeter, percent, printTable, verdict, warmupNote } from "./
 import {
   BENCH_USER_AGENT,
   benchConfig,
-  type BenchServer,
   type BenchUser,
   checkMe,
   registerAndLogin,
   SETUP_BCRYPT_ROUNDS,
   SPREAD_USERS,
-  startBenchServer,
+  startBenchPair,
   StatusTally,
 } from "./_server.ts";
 import type { BenchSettings } from "./main.ts";
@@ -34,97 +33,85 @@ export async function rateLimitSection(
   const wrap = (handler: Deno.ServeHandler<Deno.NetAddr>) => tally.wrap(handler);
   // Two apps over one store with one keyring: the same accounts and tokens work on
   // both, and the only difference between them is the limiter.
-  const on = await startBenchServer(onConfig, { wrap });
-  let off: BenchServer;
-  try {
-    off = await startBenchServer(offConfig, { wrap, sharing: on });
-  } catch (error) {
-    await on.close();
-    throw error;
-  }
-  try {
-    const setupStarted = performance.now();
-    const users = await registerAndLogin(on.runtime.app, SPREAD_USERS, cores);
-    const setupSeconds = (performance.now() - setupStarted) / 1000;
-    const onUrl = `${on.origin}/users/me`;
-    const offUrl = `${off.origin}/users/me`;
-    const bearer = (user: BenchUser) => ({ "Authorization": `Bearer ${user.token}` });
-    for (const user of users) {
-      // The limiter ran on one server and not on the other: it writes X-RateLimit-*.
-      const onHeaders = await checkMe(onUrl, bearer(user), user.email);
-      const offHeaders = await checkMe(offUrl, bearer(user), user.email);
-      if (!onHeaders.has("x-ratelimit-limit") || offHeaders.has("x-ratelimit-limit")) {
-        throw new Error(
-          "bench: X-RateLimit-Limit should be on the limiter-on server's responses only",
-        );
-      }
+  await using pair = await startBenchPair(onConfig, offConfig, { wrap });
+  const { owner: on, borrower: off } = pair;
+  const setupStarted = performance.now();
+  const users = await registerAndLogin(on.runtime.app, SPREAD_USERS, cores);
+  const setupSeconds = (performance.now() - setupStarted) / 1000;
+  const onUrl = `${on.origin}/users/me`;
+  const offUrl = `${off.origin}/users/me`;
+  const bearer = (user: BenchUser) => ({ "Authorization": `Bearer ${user.token}` });
+  for (const user of users) {
+    // The limiter ran on one server and not on the other: it writes X-RateLimit-*.
+    const onHeaders = await checkMe(onUrl, bearer(user), user.email);
+    const offHeaders = await checkMe(offUrl, bearer(user), user.email);
+    if (!onHeaders.has("x-ratelimit-limit") || offHeaders.has("x-ratelimit-limit")) {
+      throw new Error(
+        "bench: X-RateLimit-Limit should be on the limiter-on server's responses only",
+      );
     }
-    tally.assertAllOk("GET /users/me before the load");
-    const first = users[0] as BenchUser;
-    const spread = users.map((user) => ({ headers: bearer(user) }));
-    // As many variants as the spread, all one user's, so wrk does the same work per request.
-    const single = users.map(() => ({ headers: bearer(first) }));
-    const n = users.length;
-    const c = settings.connections;
-    // Three targets, not four: with the limiter off nothing depends on which user
-    // asks (the same three KV reads either way), so one off baseline serves both
-    // on cases, and the section stays near 40 s.
-    const targets: Target[] = [
-      { name: `limiter off, ${n} users in turn`, url: offUrl, rotate: spread },
-      { name: `limiter on, ${n} users in turn`, url: onUrl, rotate: spread },
-      { name: `limiter on, 1 user on all ${c} connections`, url: onUrl, rotate: single },
-    ];
-    // One wrk thread for every target: a rotation needs it, and the ratios need equal loaders.
-    const loadOptions: MeasureOptions = {
-      ...options,
-      threads: 1,
-      headers: { "User-Agent": BENCH_USER_AGENT },
-    };
-    await warmUp([offUrl, onUrl], { ...loadOptions, rotate: spread }, tally);
-    const cpu = new CpuMeter();
-    const { best, runs } = await measureAlternating(
-      targets,
-      { ...loadOptions, warmupSeconds: 0 },
-      settings.rounds,
-      cpu.hooks(tally),
-    );
-
-    const rule = onConfig.rateLimits.authenticated;
-    console.log(`\n## Rate limiting: GET /users/me with the limiter on vs off\n`);
-    console.log(
-      `Two apps on one in-memory KV store, identical but for RATE_LIMIT_ENABLED; on, every ` +
-        `limit is ${rule}, so nothing is refused and each request still pays for its bucket ` +
-        `(a KV read and an atomic commit). Bearer tokens of ${n} accounts (setup ` +
-        `${setupSeconds.toFixed(1)} s). ${warmupNote(settings, "server")} Best of ` +
-        `${settings.rounds} interleaved run(s) per target, by req/s; every response counted by ` +
-        `the server and 200:\n`,
-    );
-    printTable(best);
-    const rps = (i: number) => best[i]?.result.rps ?? Number.NaN;
-    const spreadRatio = rps(1) / rps(0);
-    const singleRatio = rps(2) / rps(0);
-    console.log(
-      `\ngoal: limiter on ≥ 75% of limiter off, ${n} users in turn (a bucket per user, ` +
-        `the realistic case): ${percent(spreadRatio)} — ${verdict(spreadRatio >= 0.75)}`,
-    );
-    console.log(
-      `limiter on, 1 user on all ${c} connections (one bucket, whose consumes this instance ` +
-        `runs one after another, so they queue) vs limiter off: ${percent(singleRatio)} — ` +
-        `${verdict(singleRatio >= 0.75)}`,
-    );
-    console.log(`\nCPU per request of the best runs, µs (Linux /proc; 2 cores are shared):\n`);
-    cpu.print(best);
-    console.log(
-      `\nthe limiter's cost per request, ${n} users: ${cpuDelta(cpu.of(best[0]), cpu.of(best[1]))}`,
-    );
-    console.log(
-      `the limiter's cost per request, 1 user: ${cpuDelta(cpu.of(best[0]), cpu.of(best[2]))}`,
-    );
-    console.log(`\nAll runs, in order:\n`);
-    printTable(runs);
-  } finally {
-    // The limiter-off server borrows the other's store and hasher: it closes first.
-    await off.close();
-    await on.close();
   }
+  tally.assertAllOk("GET /users/me before the load");
+  const first = users[0] as BenchUser;
+  const spread = users.map((user) => ({ headers: bearer(user) }));
+  // As many variants as the spread, all one user's, so wrk does the same work per request.
+  const single = users.map(() => ({ headers: bearer(first) }));
+  const n = users.length;
+  const c = settings.connections;
+  // Three targets, not four: with the limiter off nothing depends on which user
+  // asks (the same three KV reads either way), so one off baseline serves both
+  // on cases, and the section stays near 40 s.
+  const targets: Target[] = [
+    { name: `limiter off, ${n} users in turn`, url: offUrl, rotate: spread },
+    { name: `limiter on, ${n} users in turn`, url: onUrl, rotate: spread },
+    { name: `limiter on, 1 user on all ${c} connections`, url: onUrl, rotate: single },
+  ];
+  // One wrk thread for every target: a rotation needs it, and the ratios need equal loaders.
+  const loadOptions: MeasureOptions = {
+    ...options,
+    threads: 1,
+    headers: { "User-Agent": BENCH_USER_AGENT },
+  };
+  await warmUp([offUrl, onUrl], { ...loadOptions, rotate: spread }, tally);
+  const cpu = new CpuMeter();
+  const { best, runs } = await measureAlternating(
+    targets,
+    { ...loadOptions, warmupSeconds: 0 },
+    settings.rounds,
+    cpu.hooks(tally),
+  );
+
+  const rule = onConfig.rateLimits.authenticated;
+  console.log(`\n## Rate limiting: GET /users/me with the limiter on vs off\n`);
+  console.log(
+    `Two apps on one in-memory KV store, identical but for RATE_LIMIT_ENABLED; on, every ` +
+      `limit is ${rule}, so nothing is refused and each request still pays for its bucket ` +
+      `(a KV read and an atomic commit). Bearer tokens of ${n} accounts (setup ` +
+      `${setupSeconds.toFixed(1)} s). ${warmupNote(settings, "server")} Best of ` +
+      `${settings.rounds} interleaved run(s) per target, by req/s; every response counted by ` +
+      `the server and 200:\n`,
+  );
+  printTable(best);
+  const rps = (i: number) => best[i]?.result.rps ?? Number.NaN;
+  const spreadRatio = rps(1) / rps(0);
+  const singleRatio = rps(2) / rps(0);
+  console.log(
+    `\ngoal: limiter on ≥ 75% of limiter off, ${n} users in turn (a bucket per user, ` +
+      `the realistic case): ${percent(spreadRatio)} — ${verdict(spreadRatio >= 0.75)}`,
+  );
+  console.log(
+    `limiter on, 1 user on all ${c} connections (one bucket, whose consumes this instance ` +
+      `runs one after another, so they queue) vs limiter off: ${percent(singleRatio)} — ` +
+      `${verdict(singleRatio >= 0.75)}`,
+  );
+  console.log(`\nCPU per request of the best runs, µs (Linux /proc; 2 cores are shared):\n`);
+  cpu.print(best);
+  console.log(
+    `\nthe limiter's cost per request, ${n} users: ${cpuDelta(cpu.of(best[0]), cpu.of(best[1]))}`,
+  );
+  console.log(
+    `the limiter's cost per request, 1 user: ${cpuDelta(cpu.of(best[0]), cpu.of(best[2]))}`,
+  );
+  console.log(`\nAll runs, in order:\n`);
+  printTable(runs);
 }
