@@ -1,6 +1,6 @@
 import type { Context } from "hono";
 import { matchedRoutes } from "hono/route";
-import { hasRole } from "../services/auth/permissions.ts";
+import { hasAdminReach } from "../services/auth/permissions.ts";
 import {
   AccountLockedError,
   AppError,
@@ -89,7 +89,8 @@ export async function refuseBlockedAccount(
       });
     }
   }
-  if (routePolicyOf(c).lockdown && (principal === null || !hasRole(principal.role, "admin"))) {
+  // An admin's own reach (role and an admin scope), not any credential of an admin account.
+  if (routePolicyOf(c).lockdown && (principal === null || !hasAdminReach(principal))) {
     const lockdown = await blocks.lockdown();
     if (lockdown?.on) throw new MaintenanceError("Sign-ins are suspended during an incident");
   }

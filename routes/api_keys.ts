@@ -102,6 +102,7 @@ export function apiKeyRoutes(deps: Deps, services: Services): Hono<AppEnv> {
           principal.userId,
           c.req.valid("param").id,
           c.req.valid("json").grace_hours ?? 24,
+          principal.scopes,
           requestMeta(c),
         );
         c.header("Location", `/api-keys/${key.id}`);

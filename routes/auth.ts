@@ -114,7 +114,9 @@ export function authRoutes(_deps: Deps, services: Services): Hono<AppEnv> {
         const device = auth.deviceCookie(input.email);
         const issued = await auth.login({
           ...input,
-          deviceToken: input.deviceToken ?? getCookie(c, device.name, "host"),
+          deviceToken: input.deviceToken ??
+            [device.name, ...device.olderNames].map((name) => getCookie(c, name, "host"))
+              .find((value) => value !== undefined),
         }, requestMeta(c));
         if (issued.deviceToken !== null) {
           setCookie(c, device.name, issued.deviceToken, {

@@ -11,6 +11,7 @@ import { AppError } from "../../services/core/errors.ts";
 import type { UserRecord } from "../../services/identity/users.ts";
 import type { CommandInput } from "../cli.ts";
 import { createRuntime, type Runtime } from "../runtime.ts";
+import { createLogger } from "../../services/core/logger.ts";
 import { loadCommandConfig } from "./config.ts";
 
 /** A refused command: printed as `bulwark: <message>`, exit code 1. */
@@ -49,7 +50,9 @@ export async function runOpsCommand(
     userAgent: `bulwark-cli/${operator}`,
     requestId: `cli-${name.replaceAll(" ", "-")}`,
   };
-  await using runtime = await createRuntime(config);
+  // Log lines (audit events among them) go to stderr: stdout carries only the result.
+  const logger = createLogger({ level: config.logLevel, write: (line) => input.io.err(line) });
+  await using runtime = await createRuntime(config, { logger });
   const ctx: OpsContext = {
     runtime,
     operator,

@@ -16,6 +16,7 @@ import {
   apiKeyKey,
   apiKeyLastUseKey,
   apiKeysByUserPrefix,
+  apiKeySetKey,
   apiKeyUsageKey,
   userKey,
 } from "../core/kv_keys.ts";
@@ -87,6 +88,11 @@ export function createApiKeyService(deps: ApiKeyDeps): ApiKeyService {
   /** Every key of the user that still authenticates: active ones and those in a grace period. */
   async function liveRecords(userId: string, now: Date): Promise<Deno.KvEntry<ApiKeyRecord>[]> {
     return (await listRecords(userId)).filter((e) => new Date(e.value.expires_at) > now);
+  }
+
+  /** Makes `op` fail if the user's set of keys changed since `seen` was read, and marks it changed. */
+  function bumpKeySet(op: Deno.AtomicOperation, seen: Deno.KvEntryMaybe<unknown>): void {
+    op.check(seen).set(seen.key, randomId());
   }
 
   /** Commits `op` with the keys on the revocation feed, then drops them from this instance's view. */
@@ -237,6 +243,9 @@ export function createApiKeyService(deps: ApiKeyDeps): ApiKeyService {
         }
       }
       if (errors.length > 0) throw new ValidationError("Request validation failed", { errors });
+      // Read before counting and checked in the commit that adds the key: of two
+      // concurrent creations (any instance) at the cap, one fails instead of both passing.
+      const keySet = await kv.get(apiKeySetKey(owner.id));
       // Keys in a grace period still authenticate, so they count (security review #10, finding 6).
       const live = await liveRecords(owner.id, now);
       if (live.length >= maxActive) {
@@ -256,7 +265,7 @@ export function createApiKeyService(deps: ApiKeyDeps): ApiKeyService {
         rotated_at: null,
         replaced_by: null,
       };
-      await store(record, now, () => {});
+      await store(record, now, (op) => bumpKeySet(op, keySet));
       await audit.record({
         type: "api_key.created",
         outcome: "success",
@@ -293,7 +302,7 @@ export function createApiKeyService(deps: ApiKeyDeps): ApiKeyService {
       return views.sort((a, b) => b.created_at.localeCompare(a.created_at));
     },
 
-    async rotate(userId, keyId, graceHours, meta) {
+    async rotate(userId, keyId, graceHours, callerScopes, meta) {
       const now = clock.now();
       const entry = await kv.get<ApiKeyRecord>(apiKeyKey(keyId));
       const old = entry.value;
@@ -303,6 +312,17 @@ export function createApiKeyService(deps: ApiKeyDeps): ApiKeyService {
       ) {
         throw new NotFoundError("No such active API key");
       }
+      // A rotation hands out a working secret: the same rule as creating one (a narrowly
+      // scoped token must not obtain a wider key).
+      const beyondCaller = old.scopes.filter((s) => !callerScopes.has(s));
+      if (beyondCaller.length > 0) {
+        throw new InsufficientScopeError(
+          `This credential cannot rotate a key with scopes it does not hold: ${
+            beyondCaller.join(", ")
+          }`,
+        );
+      }
+      const keySet = await kv.get(apiKeySetKey(userId));
       await makeRoomForRotation(userId, graceHours, now);
       const key = newKey();
       const record: ApiKeyRecord = {
@@ -324,6 +344,7 @@ export function createApiKeyService(deps: ApiKeyDeps): ApiKeyService {
       const oldExpireIn = expireInUntil(retired.expires_at, now);
       // One commit: the new key appears exactly when the old one starts its grace period.
       await store(record, now, (op) => {
+        bumpKeySet(op, keySet);
         // The old key's grace starts: drop every instance's view of it.
         deps.feed.append(op, [{ kind: "api_key", id: old.id }]);
         op.check(entry)

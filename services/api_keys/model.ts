@@ -94,12 +94,14 @@ export interface ApiKeyService {
    * end first, and a rotation that would still exceed it is refused.
    *
    * @throws {NotFoundError} when the key is not the caller's or is already rotated
+   * @throws {InsufficientScopeError} when the key holds scopes the asking credential lacks
    * @throws {ConflictError} when the rotation would exceed the cap of live keys
    */
   rotate(
     userId: string,
     keyId: string,
     graceHours: number,
+    callerScopes: ReadonlySet<string>,
     meta: RequestMeta,
   ): Promise<CreatedApiKey>;
   /**

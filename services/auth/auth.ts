@@ -178,8 +178,8 @@ export function createAuthService(deps: AuthDeps): AuthService {
     },
 
     deviceCookie(email) {
-      const devices = deps.devices;
-      return { name: devices.cookieName(normalizeEmail(email)), maxAgeSeconds: devices.ttlSeconds };
+      const [name, ...olderNames] = deps.devices.cookieNames(normalizeEmail(email));
+      return { name: name!, olderNames, maxAgeSeconds: deps.devices.ttlSeconds };
     },
 
     async listSessions(principal) {

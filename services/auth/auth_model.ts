@@ -124,7 +124,7 @@ export interface AuthService {
    */
   revokeSession(principal: SessionPrincipal, sessionId: string, meta: RequestMeta): Promise<void>;
   /** The name and lifetime of the device cookie of the account `email` (OWASP device cookies). */
-  deviceCookie(email: string): { name: string; maxAgeSeconds: number };
+  deviceCookie(email: string): { name: string; olderNames: string[]; maxAgeSeconds: number };
   /** True when `user`'s password is older than the configured maximum age. */
   isPasswordExpired(user: UserRecord): boolean;
   /**

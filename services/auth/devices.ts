@@ -12,8 +12,11 @@ export interface DeviceTrust {
   issue(account: string, deviceId: string | null): string;
   /** The device id when `token` is genuine, unexpired and issued for `account`; null otherwise. */
   verify(token: string, account: string): string | null;
-  /** The cookie name for `account`: per account, keyed, so it names no email. */
-  cookieName(account: string): string;
+  /**
+   * The cookie names for `account`, the current key's first: per account and keyed,
+   * so they name no email; the older keys' names still find a cookie set before a rotation.
+   */
+  cookieNames(account: string): string[];
   /** Seconds a token lives. */
   readonly ttlSeconds: number;
 }
@@ -46,13 +49,14 @@ export function createDeviceTrust(deps: DeviceTrustDeps): DeviceTrust {
   const ttlSeconds = deps.ttlSeconds ?? 90 * 86_400;
   const keys = deps.keys.map((k) => hmacSha256(k, LABEL));
   const signer = keys[0]!;
-  const accountDigest = (account: string) => hmacSha256(signer, `account:${account}`).slice(0, 22);
+  const accountDigest = (key: string, account: string) =>
+    hmacSha256(key, `account:${account}`).slice(0, 22);
 
   return {
     ttlSeconds,
     issue(account, deviceId) {
       const payload: DevicePayload = {
-        a: accountDigest(account),
+        a: accountDigest(signer, account),
         d: deviceId ?? randomId(),
         e: Math.floor(deps.clock.now().getTime() / 1000) + ttlSeconds,
       };
@@ -66,7 +70,9 @@ export function createDeviceTrust(deps: DeviceTrustDeps): DeviceTrust {
       const match = TOKEN.exec(token);
       if (match === null) return null;
       const [, body, mac] = match as unknown as [string, string, string];
-      if (!keys.some((key) => timingSafeEqual(hmacSha256(key, body), mac))) return null;
+      // The key that signed it also made its account digest (tokens outlive a key rotation).
+      const key = keys.find((k) => timingSafeEqual(hmacSha256(k, body), mac));
+      if (key === undefined) return null;
       let payload: unknown;
       try {
         payload = JSON.parse(new TextDecoder().decode(Uint8Array.fromBase64(body, {
@@ -79,10 +85,10 @@ export function createDeviceTrust(deps: DeviceTrustDeps): DeviceTrust {
       }
       if (!isPayload(payload)) return null;
       if (payload.e <= deps.clock.now().getTime() / 1000) return null;
-      return timingSafeEqual(payload.a, accountDigest(account)) ? payload.d : null;
+      return timingSafeEqual(payload.a, accountDigest(key, account)) ? payload.d : null;
     },
-    cookieName(account) {
-      return `bulwark_device_${accountDigest(account).slice(0, 12)}`;
+    cookieNames(account) {
+      return keys.map((key) => `bulwark_device_${accountDigest(key, account).slice(0, 12)}`);
     },
   };
 }

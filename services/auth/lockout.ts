@@ -7,6 +7,7 @@ import { AccountLockedError, LoginThrottledError } from "../core/errors.ts";
 import {
   deviceFailuresKey,
   deviceFailuresPrefix,
+  loginBlockKey,
   loginFailuresByIpKey,
   loginFailuresKey,
 } from "../core/kv_keys.ts";
@@ -46,6 +47,8 @@ export interface LockoutService {
   clear(account: string): Promise<void>;
   /** Locks `account` for `ms` whatever its count (operator or intrusion-rule block). */
   lockFor(account: string, ms: number): Promise<void>;
+  /** Lifts what `lockFor` set, leaving failure counts and their locks alone. */
+  unblock(account: string): Promise<void>;
 }
 
 /** Options of {@linkcode createLockoutService}. */
@@ -145,6 +148,13 @@ export function createLockoutService(deps: LockoutDeps): LockoutService {
 
   return {
     async begin(subject, meta) {
+      const block = (await kv.get<{ until_ms: number }>(loginBlockKey(subject.account))).value;
+      const now = clock.now().getTime();
+      if (block !== null && block.until_ms > now) {
+        throw new AccountLockedError("The account is temporarily locked", {
+          retryAfter: (block.until_ms - now) / 1000,
+        });
+      }
       let refusal: AccountLockedError | LoginThrottledError | null = null;
       let auditType: AuditEventType | null = null;
       await update(subject, (state, now) => {
@@ -214,24 +224,20 @@ export function createLockoutService(deps: LockoutDeps): LockoutService {
     },
 
     async clear(account) {
-      const op = kv.atomic().delete(loginFailuresKey(account));
+      const op = kv.atomic().delete(loginFailuresKey(account)).delete(loginBlockKey(account));
       for await (const e of kv.list({ prefix: deviceFailuresPrefix(account) })) op.delete(e.key);
       await op.commit();
     },
 
+    async unblock(account) {
+      await kv.delete(loginBlockKey(account));
+    },
+
     async lockFor(account, ms) {
       const now = clock.now().getTime();
-      await kv.set(
-        loginFailuresKey(account),
-        {
-          ...EMPTY,
-          failures: maxFailures,
-          locked_until_ms: now + ms,
-          // The block itself is audited by whoever set it.
-          lock_audited: true,
-        } satisfies FailureState,
-        { expireIn: ms },
-      );
+      // A key of its own, checked for every login: a trusted device's budget and a
+      // success that resets the failure count leave it alone. Audited by whoever set it.
+      await kv.set(loginBlockKey(account), { until_ms: now + ms }, { expireIn: ms });
     },
   };
 

@@ -3,6 +3,7 @@ import type { Clock } from "./clock.ts";
 import { hmacSha256, randomId, sha256Hex } from "./crypto.ts";
 import { ConflictError } from "./errors.ts";
 import { commitOrRetry, RETRY, retryOnConflict, tryCommit } from "./kv.ts";
+import { createKeyedQueue } from "./keyed_queue.ts";
 import {
   auditByTypeKey,
   auditByUserKey,
@@ -144,6 +145,7 @@ export function createAuditService(deps: AuditDeps): AuditService {
   let sequence = 0;
   let head: { seq: number; hash: string } | null = null;
   let lastCheckpointSeq = -1;
+  const chainQueue = createKeyedQueue();
 
   function signed(seq: number, hash: string, at: string): AuditCheckpoint {
     const body = { chain, seq, hash, at };
@@ -209,71 +211,76 @@ export function createAuditService(deps: AuditDeps): AuditService {
       await deps.kv.set(auditCheckpointKey(chain, cp.seq), cp, { expireIn: retentionMs });
     },
 
-    async record(input) {
-      const now = deps.clock.now();
-      let details: Record<string, unknown> = {
-        ...input.details,
-        ...(input.targetUserId === undefined ? {} : { target_user_id: input.targetUserId }),
-      };
-      const fields = {
-        id: sortableId(now, sequence++),
-        at: now.toISOString(),
-        type: input.type,
-        outcome: input.outcome,
-        ...(input.userId === undefined ? {} : { user_id: input.userId }),
-        ...(input.meta === undefined
-          ? {}
-          : { ip: input.meta.ip, request_id: input.meta.requestId }),
-      };
-      if (input.sample !== undefined) {
-        const repeats = await sampleWindow(input.type, input.sample, now.getTime());
-        if (repeats === null) {
-          // Counted in its window, not stored: outside the chain, so it has no link.
-          const observed: AuditEvent = {
-            ...fields,
-            details,
-            chain: "",
-            seq: -1,
-            prev: "",
-            hash: "",
-          };
-          deps.logger.info("audit", { audit: observed, stored: false });
-          tell(observed);
-          return observed;
-        }
-        if (repeats > 0) details = { ...details, repeats_before: repeats };
-      }
-      // The link is computed synchronously, so the chain order is the call order.
-      const seq = head === null ? 0 : head.seq + 1;
-      const unhashed: Omit<AuditEvent, "hash"> = {
-        ...fields,
-        details,
-        chain,
-        seq,
-        prev: head?.hash ?? "",
-      };
-      const event: AuditEvent = { ...unhashed, hash: auditRecordHash(unhashed) };
-      head = { seq, hash: event.hash };
-      const expireIn = retentionMs;
-      const op = deps.kv.atomic()
-        .set(auditKey(event.id), event, { expireIn })
-        .set(auditByTypeKey(event.type, event.id), event.id, { expireIn });
-      for (const userId of new Set([event.user_id, input.targetUserId])) {
-        if (userId !== undefined) op.set(auditByUserKey(userId, event.id), event.id, { expireIn });
-      }
-      if (seq === 0 || seq % every === 0) {
-        lastCheckpointSeq = seq;
-        op.set(auditCheckpointKey(chain, seq), signed(seq, event.hash, event.at), { expireIn });
-      }
-      // No checks: a failed commit can only be a busy store (another process writing).
-      await retryOnConflict(async (n) => (await tryCommit(op, n)) ?? RETRY, {
-        exhausted: () => new Error("Cannot record audit event: the store stayed busy"),
-      });
-      deps.logger.info("audit", { audit: event });
-      tell(event);
-      return event;
+    record(input) {
+      // One record of this instance's chain at a time, so a record is linked to the
+      // previous one only once that one is stored (no false gap after a failed write).
+      return chainQueue.run("chain", () => recordNow(input));
     },
   };
+
+  async function recordNow(input: AuditInput): Promise<AuditEvent> {
+    const now = deps.clock.now();
+    let details: Record<string, unknown> = {
+      ...input.details,
+      ...(input.targetUserId === undefined ? {} : { target_user_id: input.targetUserId }),
+    };
+    const fields = {
+      id: sortableId(now, sequence++),
+      at: now.toISOString(),
+      type: input.type,
+      outcome: input.outcome,
+      ...(input.userId === undefined ? {} : { user_id: input.userId }),
+      ...(input.meta === undefined ? {} : { ip: input.meta.ip, request_id: input.meta.requestId }),
+    };
+    if (input.sample !== undefined) {
+      const repeats = await sampleWindow(input.type, input.sample, now.getTime());
+      if (repeats === null) {
+        // Counted in its window, not stored: outside the chain, so it has no link.
+        const observed: AuditEvent = {
+          ...fields,
+          details,
+          chain: "",
+          seq: -1,
+          prev: "",
+          hash: "",
+        };
+        deps.logger.info("audit", { audit: observed, stored: false });
+        tell(observed);
+        return observed;
+      }
+      if (repeats > 0) details = { ...details, repeats_before: repeats };
+    }
+    // The link is computed synchronously, so the chain order is the call order.
+    const seq = head === null ? 0 : head.seq + 1;
+    const unhashed: Omit<AuditEvent, "hash"> = {
+      ...fields,
+      details,
+      chain,
+      seq,
+      prev: head?.hash ?? "",
+    };
+    const event: AuditEvent = { ...unhashed, hash: auditRecordHash(unhashed) };
+    const expireIn = retentionMs;
+    const op = deps.kv.atomic()
+      .set(auditKey(event.id), event, { expireIn })
+      .set(auditByTypeKey(event.type, event.id), event.id, { expireIn });
+    for (const userId of new Set([event.user_id, input.targetUserId])) {
+      if (userId !== undefined) op.set(auditByUserKey(userId, event.id), event.id, { expireIn });
+    }
+    const checkpointed = seq === 0 || seq % every === 0;
+    if (checkpointed) {
+      op.set(auditCheckpointKey(chain, seq), signed(seq, event.hash, event.at), { expireIn });
+    }
+    // No checks: a failed commit can only be a busy store (another process writing).
+    await retryOnConflict(async (n) => (await tryCommit(op, n)) ?? RETRY, {
+      exhausted: () => new Error("Cannot record audit event: the store stayed busy"),
+    });
+    head = { seq, hash: event.hash };
+    if (checkpointed) lastCheckpointSeq = seq;
+    deps.logger.info("audit", { audit: event });
+    tell(event);
+    return event;
+  }
 }
 
 /** The id prefix of events at `time`: ids sort by time, so this bounds a range scan. */

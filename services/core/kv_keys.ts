@@ -464,3 +464,13 @@ export function acmeCertificateKey(domains: string): ["tls_acme_certificates", s
 export function acmeOrderLeaseKey(domains: string): ["tls_acme_order_lease", string] {
   return ["tls_acme_order_lease", domains];
 }
+
+/** An operator's or intrusion rule's login block of one account, apart from its failure count. */
+export function loginBlockKey(account: string): ["login_blocks", string] {
+  return ["login_blocks", account];
+}
+
+/** Changes with every key a user gains (create, rotate): checked so concurrent adds respect the cap. */
+export function apiKeySetKey(userId: string): ["api_key_sets", string] {
+  return ["api_key_sets", userId];
+}

@@ -54,8 +54,12 @@ interface FeedEntry {
 
 /** Entries are kept this long: far longer than any instance may lag before it stops trusting. */
 const ENTRY_TTL_MS = 10 * 60_000;
-/** Writers' clocks may disagree: every read looks this far back and skips entries already seen. */
-const LOOKBACK_MS = 5_000;
+/**
+ * Writers' clocks may disagree: every read looks this far back and skips entries
+ * already seen. A writer more than this behind is still bounded by the view's own
+ * maximum age.
+ */
+const LOOKBACK_MS = 60_000;
 /** Ids of entries already applied, remembered for the look-back window. */
 const MAX_SEEN = 50_000;
 
@@ -93,7 +97,9 @@ export function createRevocationFeed(deps: RevocationFeedDeps): RevocationFeed {
         if (seen.has(id)) continue;
         seen.set(id, e.value.at_ms);
         publish(e.value.entries);
-        cursorMs = Math.max(cursorMs, e.value.at_ms);
+        // Never past this instance's own time: a writer whose clock runs ahead must not
+        // make the next reads skip what correctly clocked writers append meanwhile.
+        cursorMs = Math.max(cursorMs, Math.min(e.value.at_ms, clock.now().getTime()));
       }
       headStamp = head.versionstamp;
       for (const [id, at] of seen) {

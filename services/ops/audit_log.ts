@@ -91,7 +91,9 @@ export async function verifyAudit(kv: Deno.Kv, options: VerifyOptions): Promise<
       unchained++;
       continue;
     }
-    chains.set(event.chain, [...(chains.get(event.chain) ?? []), event]);
+    const chain = chains.get(event.chain);
+    if (chain === undefined) chains.set(event.chain, [event]);
+    else chain.push(event);
   }
   if (unchained > 0) warnings.push(`${unchained} records predate the hash chain and were skipped`);
   const checkpoints = new Map<string, AuditCheckpoint[]>();

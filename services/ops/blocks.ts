@@ -180,7 +180,7 @@ export function createBlockService(options: BlockServiceOptions): BlockService {
     return ipaddr.isValid(ip) ? ipaddr.process(ip).toString() : ip;
   }
 
-  return {
+  const service: BlockService = {
     async ipBlock(ip) {
       const v = await current();
       if (v === null || (v.ips.size === 0 && v.cidrs.length === 0)) return null;
@@ -290,8 +290,13 @@ export function createBlockService(options: BlockServiceOptions): BlockService {
       }
       await kv.delete(blockKey(id));
       if (block.kind === "user") {
+        // Another live block of the same user keeps the login lock; a brute-force lockout
+        // count is never touched here (the login lock is a key of its own).
+        const others = (await service.list()).filter((b) =>
+          b.kind === "user" && b.value === block.value && b.id !== id
+        );
         const user = await options.users.getUser(block.value);
-        if (user !== null) await options.lockout.clear(user.email);
+        if (user !== null && others.length === 0) await options.lockout.unblock(user.email);
       }
       if (view !== null) {
         if (block.kind === "ip" && view.ips.get(block.value)?.id === id) {
@@ -333,4 +338,5 @@ export function createBlockService(options: BlockServiceOptions): BlockService {
       return Math.max(1, Math.ceil((Date.parse(block.expires_at) - clock.now().getTime()) / 1000));
     },
   };
+  return service;
 }

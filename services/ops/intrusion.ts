@@ -11,7 +11,10 @@
 import type { AuditEvent, AuditService } from "../core/audit.ts";
 import type { AuditEventType } from "../core/audit_events.ts";
 import type { Clock } from "../core/clock.ts";
-import { intrusionCounterKey } from "../core/kv_keys.ts";
+import { intrusionCounterKey, userKey } from "../core/kv_keys.ts";
+import { ConflictError } from "../core/errors.ts";
+import { commitOrRetry, RETRY, retryOnConflict } from "../core/kv.ts";
+import type { UserRecord } from "../identity/users.ts";
 import type { Logger } from "../core/logger.ts";
 import { ipPrefix } from "../limits/client_ip.ts";
 import type { Alerter, AlertSeverity } from "./alerts.ts";
@@ -287,15 +290,21 @@ export function createIntrusionDetector(options: IntrusionOptions): IntrusionDet
     const windowMs = rule.windowSeconds * 1000;
     const window = Math.floor(clock.now().getTime() / windowMs);
     const counter = intrusionCounterKey(rule.name, key, window);
-    await kv.atomic().sum(counter, 1n).commit();
-    const count = Number((await kv.get<Deno.KvU64>(counter)).value?.value ?? 0n);
+    // Counted with an expiry on every write: a flood from many addresses leaves nothing behind.
+    const count = await retryOnConflict(async (attempt) => {
+      const entry = await kv.get<Deno.KvU64>(counter);
+      const next = Number(entry.value?.value ?? 0n) + 1;
+      const op = kv.atomic().check(entry).set(counter, new Deno.KvU64(BigInt(next)), {
+        expireIn: windowMs * 2,
+      });
+      return (await commitOrRetry(op, attempt)) === RETRY ? RETRY : next;
+    }, { exhausted: () => new ConflictError("Cannot count the intrusion rule") });
     if (count < rule.threshold) return;
     // The first instance past the threshold acts; the others see the marker.
     const marker = intrusionCounterKey(`${rule.name}#fired`, key, window);
     const claimed = await kv.atomic().check({ key: marker, versionstamp: null })
       .set(marker, true, { expireIn: windowMs * 2 }).commit();
     if (!claimed.ok) return;
-    await kv.set(counter, new Deno.KvU64(BigInt(count)), { expireIn: windowMs * 2 });
     metrics.intrusionTriggered(rule.name);
     const facts = {
       rule: rule.name,
@@ -311,7 +320,14 @@ export function createIntrusionDetector(options: IntrusionOptions): IntrusionDet
       event_details: event.details,
     };
     let blockId: string | null = null;
-    if (rule.actions.includes("block") && rule.key !== "global" && rule.key !== "api_key") {
+    // An admin is alerted on, never blocked by a rule: anyone holding one of their narrow
+    // credentials could otherwise lock the last admin out (only the CLI could undo it).
+    const adminTarget = rule.key === "user" &&
+      (await kv.get<UserRecord>(userKey(key))).value?.role === "admin";
+    if (
+      rule.actions.includes("block") && rule.key !== "global" && rule.key !== "api_key" &&
+      !adminTarget
+    ) {
       const block = await blocks.add({
         ...(rule.key === "ip"
           ? { ip: key }

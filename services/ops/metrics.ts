@@ -88,6 +88,17 @@ export interface MetricsOptions {
   version: string;
 }
 
+/** The methods counted under their own label; any other is "OTHER". */
+const KNOWN_METHODS: ReadonlySet<string> = new Set([
+  "GET",
+  "HEAD",
+  "POST",
+  "PUT",
+  "PATCH",
+  "DELETE",
+  "OPTIONS",
+]);
+
 /** Creates the metrics of one runtime on its own registry. */
 export function createMetrics(options: MetricsOptions): Metrics {
   const registers = [new Registry()];
@@ -229,8 +240,11 @@ export function createMetrics(options: MetricsOptions): Metrics {
     contentType: registry.contentType,
     request(s) {
       const status = `${Math.floor(s.status / 100)}xx`;
-      requests.inc({ method: s.method, route: s.route, status });
-      latency.observe({ method: s.method, route: s.route }, s.seconds);
+      // Any token is a valid method on the wire: unknown ones share one label, so a
+      // scanner cannot grow the series without bound.
+      const method = KNOWN_METHODS.has(s.method) ? s.method : "OTHER";
+      requests.inc({ method, route: s.route, status });
+      latency.observe({ method, route: s.route }, s.seconds);
       if (s.code === "rate_limited") rateLimited.inc({ class: s.rateClass });
       if (s.status === 403 && s.code !== null) authz.inc({ code: s.code });
       if (s.credential === "api_key") keyUses.inc();

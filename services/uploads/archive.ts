@@ -135,7 +135,13 @@ function checkDirectory(entries: Entry[], budget: Required<ArchiveLimits>): File
     reject(problem !== null, `Entry ${label} has an unsafe path (${problem})`);
     reject(entry.symlink, `Entry ${label} is a symbolic link`);
     reject(entry.encrypted, `Entry ${label} is encrypted and cannot be scanned`);
-    if (entry.directory) continue;
+    // A directory is a name ending in "/" and nothing else: zip.js also trusts the DOS or
+    // Unix directory attribute, which unzip tools ignore, so a flagged file must not slip by.
+    const directory = name.endsWith("/") && entry.uncompressedSize === 0 &&
+      entry.compressedSize === 0;
+    reject(entry.directory !== directory, `Entry ${label} is marked as a directory but is not one`);
+    // The check above makes zip.js's own flag agree, which also narrows the type.
+    if (directory || entry.directory) continue;
     reject(NESTED_ARCHIVE.test(name), `Entry ${label} is a nested archive`);
     reject(EXECUTABLE.test(name) || entry.executable, `Entry ${label} is executable`);
     declared += entry.uncompressedSize;

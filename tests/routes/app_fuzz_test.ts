@@ -17,7 +17,7 @@ const UNDESCRIBED: readonly Operation[] = [
 
 /** Collections a refusal may legitimately write: audit trail, throttling and usage counters. */
 const BOOKKEEPING =
-  /^(audit|login_failures|rate|refusal|api_key_usage|api_key_last_use|health|revocations|mail_budgets|intrusion_counters|alert_dedup|blocks|ops_state)/;
+  /^(audit|login_failures|rate|refusal|api_key_usage|api_key_last_use|health|login_blocks|revocations|mail_budgets|intrusion_counters|alert_dedup|blocks|ops_state)/;
 
 /** How many random inputs per route (`deno task security` raises it). */
 const RUNS = Number(Deno.env.get("FUZZ_RUNS") ?? "40");

@@ -161,3 +161,13 @@ Deno.test("inspectZip() refuses names that only look harmless on one system (#10
     ));
   });
 });
+
+Deno.test("inspectZip() refuses a file flagged as a directory (directory-attribute bypass)", async () => {
+  // zip.js believes the DOS directory bit; unzip tools go by the trailing "/" and extract a file.
+  const bytes = await zip([{
+    name: "evil.exe",
+    data: "MZ not really a program",
+    options: { externalFileAttributes: 0x10, msDosCompatible: true },
+  }]);
+  assertMatch(await refusal(bytes), /marked as a directory/);
+});
