@@ -94,11 +94,11 @@ export async function startHttpsServer(options: HttpsServerOptions): Promise<Htt
     ...nodeTimeouts(),
   }, nodeListener(options.handler));
   const running = await startNode(server, options);
-  const redirect = options.redirect === undefined ? undefined : listen({
-    hostname: options.hostname,
-    port: options.redirect.port,
-    handler: redirectHandler(options.redirect),
-  });
+  // The public plain-HTTP port gets the same slow-loris bounds as the HTTPS one.
+  const redirect = options.redirect === undefined ? undefined : await startNode(
+    http.createServer({ ...nodeTimeouts() }, nodeListener(redirectHandler(options.redirect))),
+    { ...options, port: options.redirect.port },
+  );
   logger.info("listening", {
     url: `https://${running.addr.hostname}:${running.addr.port}`,
     tls_min_version: minVersion,
@@ -111,7 +111,7 @@ export async function startHttpsServer(options: HttpsServerOptions): Promise<Htt
       // setSecureContext replaces every option of the context, so the floor is passed again.
       server.setSecureContext({ cert: identity.cert, key: identity.key, minVersion });
     },
-    shutdown: () => running.shutdown(redirect?.server.shutdown()),
+    shutdown: () => running.shutdown(redirect?.shutdown()),
   };
 }
 

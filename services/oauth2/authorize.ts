@@ -153,6 +153,7 @@ export function createAuthorizeFlow(deps: AuthorizeFlowDeps): AuthorizeFlow {
       redirect_uri: request.redirect_uri,
       code_challenge: request.code_challenge,
       user_id: user.id,
+      password_version: request.password_version ?? user.password_changed_at,
       scopes: request.scopes,
       grant_id: randomId(),
       expires_at: new Date(now.getTime() + deps.codeTtlSeconds * 1000).toISOString(),
@@ -263,7 +264,11 @@ export function createAuthorizeFlow(deps: AuthorizeFlowDeps): AuthorizeFlow {
       const entry = await loadRequest(proof);
       const client = await requireClient(entry.value.client_id);
       const user = await deps.auth.verifyPassword(email, password, meta);
-      const request = { ...entry.value, user_id: user.id };
+      const request = {
+        ...entry.value,
+        user_id: user.id,
+        password_version: user.password_changed_at,
+      };
       const done = await afterLogin(request, client, user, meta);
       if (done !== null) {
         if (!(await store.takeRequest(entry))) {
@@ -291,7 +296,11 @@ export function createAuthorizeFlow(deps: AuthorizeFlowDeps): AuthorizeFlow {
         throw new AuthorizationPageError("This sign-in request was already used");
       }
       const user = await deps.users.getUser(request.user_id);
-      if (user === null || user.disabled) {
+      // A password reset or change since this sign-in (account recovery) voids it.
+      if (
+        user === null || user.disabled ||
+        (request.password_version ?? user.password_changed_at) !== user.password_changed_at
+      ) {
         return fail(request.redirect_uri, request.state, "access_denied", "Account unavailable");
       }
       if (!approve) {

@@ -25,6 +25,11 @@ export interface CodeRecord {
   /** S256 challenge (RFC 7636), or null for a confidential client that sent none. */
   code_challenge: string | null;
   user_id: string;
+  /**
+   * The user's `password_changed_at` when they signed in: a password change or reset
+   * since then (account recovery) voids the code. Absent on codes stored before.
+   */
+  password_version?: string;
   scopes: string[];
   /** The grant the code will start; known in advance so a replay can revoke it. */
   grant_id: string;
@@ -72,6 +77,8 @@ export interface PendingRequest {
   csrf_hash: string;
   /** Set once the user has logged in on the login page. */
   user_id: string | null;
+  /** The user's `password_changed_at` at that login (see {@linkcode CodeRecord}). */
+  password_version?: string | null;
   expires_at: string;
 }
 

@@ -171,7 +171,13 @@ export function createTokenEndpoint(deps: TokenEndpointDeps): TokenEndpoint {
       throw new OAuthError("invalid_grant", "PKCE verification failed");
     }
     const user = await users.getUser(c.user_id);
-    if (!usable(user)) throw new OAuthError("invalid_grant", "The account is unavailable");
+    // A password reset or change since the sign-in that made this code (recovery) voids it.
+    if (
+      !usable(user) ||
+      (c.password_version !== undefined && c.password_version !== user.password_changed_at)
+    ) {
+      throw new OAuthError("invalid_grant", "The account is unavailable");
+    }
     const scopes = grantableScopes(c.scopes, client.scopes, user.role);
     const refresh = client.grant_types.includes("refresh_token") ? randomSecret() : null;
     const grant: GrantRecord = {

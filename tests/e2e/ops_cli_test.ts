@@ -191,7 +191,8 @@ Deno.test("incident commands work on a running server's store", async (t) => {
       "operator",
       { ip: "127.0.0.1", userAgent: "test", requestId: "t" },
     );
-    const res = await cli("oauth", "revoke", "--client", client.id, "--delete");
+    // `--client=ID`: a random id may begin with "-", which parseArgs would take for an option.
+    const res = await cli("oauth", "revoke", `--client=${client.id}`, "--delete");
     assertEquals(res.code, 0, res.stderr);
     assertMatch(res.stdout, /revoked 0 grant\(s\) of client .*; client deleted/);
     assertEquals(await oauth2.clients.get(client.id), null);

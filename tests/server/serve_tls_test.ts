@@ -17,6 +17,7 @@ function baseEnv(dir: string, extra: Record<string, string>): Record<string, str
     JWT_ACCESS_SECRET: "a".repeat(40),
     JWT_REFRESH_SECRET: "r".repeat(40),
     KV_PATH: ":memory:",
+    PUBLIC_URL: "https://localhost",
     DATA_DIR: dir,
     BCRYPT_ROUNDS: "10",
     TLS_CERT_FILE: `${dir}/tls.crt`,

@@ -44,8 +44,17 @@ export const RUNTIME_SETTINGS = {
   PUBLIC_URL: setting({
     schema: httpUrl.optional(),
     defaultDoc: "`http(s)://localhost:PORT`",
-    doc: "External origin, used for links and the HTTP→HTTPS redirect.",
+    doc:
+      "External origin, used for links and the HTTP→HTTPS redirect. Production with TLS needs an `https://` one.",
     show: (c) => c.publicUrl,
+    // The redirect listener sends every client here: plain HTTP would loop, and the
+    // default (localhost) would send users away from the service.
+    check: (url, { production, settings }) =>
+      production &&
+        (settings.TLS_CERT_FILE !== undefined || settings.ACME_DIRECTORY_URL !== undefined) &&
+        (url === undefined || !String(url).startsWith("https://"))
+        ? `"PUBLIC_URL" must be set to an https:// origin in production with TLS`
+        : undefined,
   }),
   DATA_DIR: setting({
     schema: z.string().min(1).default("./data"),

@@ -605,3 +605,28 @@ Deno.test("concurrent use of one code or one refresh token: at most one wins, an
   }
   for (const r of [...codeRuns, ...refreshRuns]) if (!r.bodyUsed) await r.body?.cancel();
 });
+
+Deno.test("a code made before a password reset is refused (sign-in outliving account recovery)", async () => {
+  await using w = await openWorld();
+  const boss = await admin(w);
+  const tc = await registerClient(w, boss.token);
+  const user = await signUp(w.app);
+  const as = await discover(w.app);
+  const { code, verifier } = await getCode(w, as, tc, {
+    email: user.user.email,
+    password: GOOD_PASSWORD,
+  });
+  // The owner recovers the account (a reset moves password_changed_at) before the code is used.
+  w.clock.advance(1000);
+  await w.services.users.updateUser(user.id, (u) => ({
+    ...u,
+    password_changed_at: w.clock.now().toISOString(),
+  }));
+  const res = await post(w, "/oauth2/token", {
+    grant_type: "authorization_code",
+    code,
+    redirect_uri: REDIRECT_URI,
+    code_verifier: verifier,
+  }, basic(tc.client.client_id, tc.secret!));
+  await assertOAuthError(res, 400, "invalid_grant");
+});

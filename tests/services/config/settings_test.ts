@@ -7,6 +7,7 @@ const PROD = {
   APP_ENV: "production",
   JWT_ACCESS_SECRET: "a".repeat(40),
   JWT_REFRESH_SECRET: "r".repeat(40),
+  PUBLIC_URL: "https://api.example.com",
 };
 
 /** A valid value per setting that may come from `<NAME>_FILE`, and the parts never to print. */
@@ -150,6 +151,10 @@ Deno.test("start-up refusals keep their messages", () => {
     ],
     [{ DOCS_ENABLED: "" }, `"DOCS_ENABLED" must be "true" or "false"`],
     [{ TLS_KEY_FILE: "key.pem" }, `"TLS_CERT_FILE" and "TLS_KEY_FILE" must be set together`],
+    [
+      { TLS_CERT_FILE: "c.pem", TLS_KEY_FILE: "k.pem", PUBLIC_URL: "http://api.example.com" },
+      `"PUBLIC_URL" must be set to an https:// origin in production with TLS`,
+    ],
     [
       { HTTP_REDIRECT_PORT: "80" },
       `"HTTP_REDIRECT_PORT" needs "TLS_CERT_FILE" and "TLS_KEY_FILE", or "ACME_DIRECTORY_URL"`,
