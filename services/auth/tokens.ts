@@ -1,6 +1,6 @@
 import { Buffer } from "node:buffer";
 import { createSecretKey, type KeyObject } from "node:crypto";
-import { hmacSha256, randomId, timingSafeEqual } from "../core/crypto.ts";
+import { hmacSha256, randomId, sha256, timingSafeEqual } from "../core/crypto.ts";
 import { errors as joseErrors, type JWTPayload, SignJWT } from "jose";
 import type { Clock } from "../core/clock.ts";
 import type { SecretKey } from "../config/config.ts";
@@ -73,6 +73,8 @@ export interface TokenService {
    * @throws {TokenExpiredError} genuine but expired
    */
   verifyRefresh(token: string): Promise<RefreshClaims>;
+  /** How many verified access tokens are remembered now (never above the configured bound). */
+  rememberedCount(): number;
 }
 
 /** Options of {@linkcode createTokenService}. */
@@ -82,6 +84,12 @@ export interface TokenServiceOptions {
   issuer: string;
   accessTtlSeconds: number;
   clock: Clock;
+  /**
+   * Verified access tokens remembered (by the SHA-256 of the token) until
+   * their expiry, so a token presented again costs one hash instead of an
+   * HMAC and two JSON decodes; the oldest is forgotten first. @default 4096
+   */
+  verifiedCacheSize?: number;
 }
 
 /** The one signing algorithm; verification pins it (RFC 8725 §3.1). */
@@ -92,6 +100,9 @@ const LEEWAY_SECONDS = 10;
 const MAX_TOKEN_LENGTH = 4096;
 
 const ID = /^[A-Za-z0-9_-]{8,64}$/;
+
+/** Strict UTF-8 for JOSE segments; stateless between whole-input `decode` calls. */
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
 
 /** Creates the token service over two separate keyrings. */
 export function createTokenService(options: TokenServiceOptions): TokenService {
@@ -220,21 +231,47 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
     }
   }
 
+  // Only what the signature and claims proved is remembered, never whether the
+  // token is revoked: the session check after this runs on every request.
+  const verifiedCacheSize = options.verifiedCacheSize ?? 4096;
+  const verified = new Map<string, Readonly<AccessClaims>>();
+
   function verifyAccessSync(token: string): AccessClaims {
+    if (typeof token !== "string" || token.length > MAX_TOKEN_LENGTH) {
+      throw new TokenInvalidError("Token is malformed");
+    }
+    const digest = sha256(token);
+    const known = verified.get(digest);
+    if (known !== undefined) {
+      // Still within its lifetime (as checkClaims judges it): the same answer as a full check.
+      if (known.exp > Math.floor(clock.now().getTime() / 1000) - LEEWAY_SECONDS) return known;
+      // Expired since: verified again, so the refusal is the full check's own.
+      verified.delete(digest);
+    }
+    const claims = verifyAccessClaims(token);
+    if (verifiedCacheSize > 0) {
+      if (verified.size >= verifiedCacheSize) verified.delete(verified.keys().next().value!);
+      verified.set(digest, claims);
+    }
+    return claims;
+  }
+
+  function verifyAccessClaims(token: string): Readonly<AccessClaims> {
     const p = verify("access", token);
     if (typeof p.role !== "string" || !isRole(p.role) || typeof p.scope !== "string") {
       throw new TokenInvalidError("Token claims are malformed");
     }
-    return {
+    // Frozen: the same object answers every later presentation of the token.
+    return Object.freeze({
       sub: p.sub!,
       sid: p.sid as string,
       jti: p.jti!,
       role: p.role,
-      scope: p.scope.split(" ").filter((s) => s !== ""),
+      scope: Object.freeze(p.scope.split(" ").filter((s) => s !== "")) as string[],
       passwordExpired: p.pwd_expired === true,
       iat: p.iat!,
       exp: p.exp!,
-    };
+    });
   }
 
   return {
@@ -264,6 +301,7 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
       }
     },
     verifyAccessSync,
+    rememberedCount: () => verified.size,
     verifyRefresh(token) {
       try {
         const p = verify("refresh", token);
@@ -291,7 +329,7 @@ function decodeSegment(segment: string): Record<string, unknown> | null {
   if (!/^[A-Za-z0-9_-]+$/.test(segment)) return null;
   let value: unknown;
   try {
-    value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(
+    value = JSON.parse(UTF8.decode(
       Buffer.from(segment, "base64url"),
     ));
   } catch (error) {

@@ -44,6 +44,7 @@ function world(
     clock?: FakeClock;
     accessKeys?: readonly SecretKey[];
     refreshKeys?: readonly SecretKey[];
+    verifiedCacheSize?: number;
   } = {},
 ): World {
   const clock = options.clock ?? new FakeClock();
@@ -53,6 +54,9 @@ function world(
     issuer: ISSUER,
     accessTtlSeconds: ACCESS_TTL,
     clock,
+    ...(options.verifiedCacheSize === undefined
+      ? {}
+      : { verifiedCacheSize: options.verifiedCacheSize }),
   });
   return { clock, tokens };
 }
@@ -855,4 +859,58 @@ Deno.test("verifyAccess() and verifyRefresh() throw only TokenInvalidError or To
       );
     },
   );
+});
+
+Deno.test("verified access tokens are remembered within a bound and until they expire", async (t) => {
+  await t.step("a token presented again answers the same claims from memory", async () => {
+    const { tokens, clock } = world();
+    const { token } = await tokens.signAccess(INPUT, clock.now());
+    const first = await tokens.verifyAccess(token);
+    assertEquals(tokens.rememberedCount(), 1);
+    assertEquals(await tokens.verifyAccess(token), first);
+    assertEquals(tokens.rememberedCount(), 1);
+  });
+
+  await t.step("a remembered token that has since expired is refused as expired", async () => {
+    const { tokens, clock } = world();
+    const { token } = await tokens.signAccess(INPUT, clock.now());
+    await tokens.verifyAccess(token);
+    clock.advance((ACCESS_TTL + 11) * 1000);
+    await assertRejects(() => tokens.verifyAccess(token), TokenExpiredError);
+    assertEquals(tokens.rememberedCount(), 0);
+  });
+
+  await t.step("a tampered copy of a remembered token is still checked in full", async () => {
+    const { tokens, clock } = world();
+    const { token } = await tokens.signAccess(INPUT, clock.now());
+    await tokens.verifyAccess(token);
+    const forged = withPayload(token, { ...decodeJwt(token).payload, role: "admin" });
+    await assertRejects(() => tokens.verifyAccess(forged), TokenInvalidError);
+  });
+
+  await t.step("the claims handed out cannot be changed for the next caller", async () => {
+    const { tokens, clock } = world();
+    const { token } = await tokens.signAccess(INPUT, clock.now());
+    const claims = await tokens.verifyAccess(token);
+    assert(Object.isFrozen(claims) && Object.isFrozen(claims.scope));
+  });
+
+  await t.step("never more than the bound; the oldest is forgotten first", async () => {
+    const { tokens, clock } = world({ verifiedCacheSize: 3 });
+    const signed = [];
+    for (let i = 0; i < 10; i++) signed.push((await tokens.signAccess(INPUT, clock.now())).token);
+    for (const token of signed) {
+      await tokens.verifyAccess(token);
+      assert(tokens.rememberedCount() <= 3);
+    }
+    assertEquals(tokens.rememberedCount(), 3);
+    // Every token still verifies: a forgotten one is checked in full again.
+    for (const token of signed) assertEquals((await tokens.verifyAccess(token)).sub, INPUT.userId);
+  });
+
+  await t.step("a bound of 0 remembers nothing", async () => {
+    const { tokens, clock } = world({ verifiedCacheSize: 0 });
+    await tokens.verifyAccess((await tokens.signAccess(INPUT, clock.now())).token);
+    assertEquals(tokens.rememberedCount(), 0);
+  });
 });
