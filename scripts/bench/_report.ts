@@ -131,6 +131,23 @@ export class CpuMeter {
     };
   }
 
+  /** Hooks for `measureAlternating` that only sample every run. */
+  sampling(): RunHooks {
+    return { before: () => this.start(), after: (_target, result) => this.stop(result) };
+  }
+
+  /**
+   * `numerator`'s server CPU per request (this process: event loop, KV thread
+   * and its other threads) over `denominator`'s, i.e. the throughput ratio the
+   * two would have on the same free cores; NaN when either was not sampled.
+   * Steadier than a req/s ratio when other work shares the machine.
+   */
+  throughputRatio(numerator: Row | undefined, denominator: Row | undefined): number {
+    const own = (cost: CpuCost | undefined) =>
+      cost === undefined ? Number.NaN : cost.eventLoop + cost.kv + cost.otherThreads;
+    return own(this.of(denominator)) / own(this.of(numerator));
+  }
+
   /** The cost of a measured run, if it was sampled. */
   of(row: Row | undefined): CpuCost | undefined {
     return row === undefined ? undefined : this.costs.get(row.result);

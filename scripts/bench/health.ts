@@ -3,7 +3,7 @@
 import { Hono } from "hono";
 import { securityHeaderList } from "../../middleware/security_headers.ts";
 import { measureAlternating, type MeasureOptions, type Target } from "./_measure.ts";
-import { percent, printTable, verdict } from "./_report.ts";
+import { CpuMeter, percent, printTable, verdict } from "./_report.ts";
 import { benchConfig, listen, startBenchServer } from "./_server.ts";
 import type { BenchSettings } from "./main.ts";
 
@@ -26,13 +26,15 @@ function contractHeadersApp(): Hono {
   // Same id shape as request_context.ts (8-char prefix, base-36 counter), so same bytes.
   const prefix = crypto.randomUUID().slice(0, 8);
   let counter = 0;
-  return new Hono().get("/health", () =>
-    new Response(HEALTH_BODY, {
-      headers: [
-        ...CONTRACT_HEADERS,
-        ["X-Request-ID", `${prefix}-${(++counter).toString(36).padStart(6, "0")}`],
-      ],
-    }));
+  return new Hono().get("/health", () => {
+    // Set one by one on the built Response, the cheapest way Deno offers: a `headers`
+    // init (array, record or Headers) goes through WebIDL conversion, several times dearer.
+    const res = new Response(HEALTH_BODY);
+    const headers = res.headers;
+    for (const [name, value] of CONTRACT_HEADERS) headers.set(name, value);
+    headers.set("X-Request-ID", `${prefix}-${(++counter).toString(36).padStart(6, "0")}`);
+    return res;
+  });
 }
 
 /** Headers whose values differ between two responses, ignoring per-response ones. */
@@ -102,7 +104,13 @@ export async function healthSection(
       }
       responses.push(res.headers);
     }
-    const { best, runs } = await measureAlternating(targets, options, settings.rounds);
+    const cpu = new CpuMeter();
+    const { best, runs } = await measureAlternating(
+      targets,
+      options,
+      settings.rounds,
+      cpu.sampling(),
+    );
     console.log(`\n## GET /health: full middleware stack vs bare Hono\n`);
     console.log(`Best of ${settings.rounds} interleaved run(s) per target, by req/s:\n`);
     printTable(best);
@@ -117,6 +125,11 @@ export async function healthSection(
         `\nfull/bare throughput: ${percent(ratio)} (goal ≥ 70%: ${verdict(ratio >= 0.7)})`,
       );
       console.log(`full/(bare + contract headers) throughput: ${percent(isolated)}`);
+      console.log(
+        `by the server's CPU per request (this process; steadier when the machine is shared): ` +
+          `full/bare ${percent(cpu.throughputRatio(fullBest, bareBest))}, ` +
+          `full/(bare + contract headers) ${percent(cpu.throughputRatio(fullBest, contractBest))}`,
+      );
       console.log(
         `note: Deno's HTTP server cost grows with the number and size of response headers, and ` +
           `the API contract mandates ${count} headers (${bytes} bytes) on every response; ` +
