@@ -3,13 +3,10 @@
  * and HMAC digests, constant-time comparison. Every random value comes from
  * the platform CSPRNG (`crypto.getRandomValues`).
  */
-import { Buffer } from "node:buffer";
-import {
-  createHash,
-  createHmac,
-  type KeyObject,
-  timingSafeEqual as nodeTimingSafeEqual,
-} from "node:crypto";
+import { createHash, createHmac, type KeyObject } from "node:crypto";
+
+/** Stateless: `encode` keeps nothing between calls. */
+const UTF8 = new TextEncoder();
 
 /** `bytes` random bytes, base64url without padding. */
 export function randomToken(bytes: number): string {
@@ -51,14 +48,20 @@ export function hmacSha256(
 }
 
 /**
- * Compares two strings in constant time for equal byte lengths (`node:crypto`
- * `timingSafeEqual`); a length mismatch answers false at once, so only compare
- * values whose length is not secret (digests, fixed-size tokens).
+ * Compares two strings in constant time for equal byte lengths: every UTF-8
+ * byte is XORed into one accumulator with no early exit, as `@std/crypto`'s
+ * `timingSafeEqual` does (a third of `node:crypto`'s cost through Deno's Node
+ * layer, on the hot path of every API key). A length mismatch answers false
+ * at once, so only compare values whose length is not secret (digests,
+ * fixed-size tokens).
  */
 export function timingSafeEqual(a: string, b: string): boolean {
-  const x = Buffer.from(a, "utf8");
-  const y = Buffer.from(b, "utf8");
-  return x.byteLength === y.byteLength && nodeTimingSafeEqual(x, y);
+  const x = UTF8.encode(a);
+  const y = UTF8.encode(b);
+  if (x.byteLength !== y.byteLength) return false;
+  let diff = 0;
+  for (let i = 0; i < x.byteLength; i++) diff |= x[i]! ^ y[i]!;
+  return diff === 0;
 }
 
 /** A SHA-256 digest fed piece by piece (streamed uploads); `digest("hex")` ends it. */
