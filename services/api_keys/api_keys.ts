@@ -133,7 +133,7 @@ export function createApiKeyService(deps: ApiKeyDeps): ApiKeyService {
     reason: string,
     meta: RequestMeta,
     keyId: string | undefined,
-    error: Error,
+    error: () => Error,
   ): Promise<never> {
     // Sampled per reason and address, so a flood of bad keys cannot flood the audit store.
     const sample = { name: "api_key_refused", key: `${reason}:${meta.ip}` };
@@ -145,7 +145,7 @@ export function createApiKeyService(deps: ApiKeyDeps): ApiKeyService {
         details: { reason, ...(keyId === undefined ? {} : { key_id: keyId }) },
       });
     }
-    throw error;
+    throw error();
   }
 
   function recordUse(keyId: string, meta: RequestMeta, now: Date): void {
@@ -397,7 +397,8 @@ export function createApiKeyService(deps: ApiKeyDeps): ApiKeyService {
 
     async authenticate(key, meta) {
       const now = clock.now();
-      const invalid = new TokenInvalidError("The API key is invalid, expired or revoked");
+      // Made only for a refusal: an error captures a stack trace, too dear for every request.
+      const invalid = () => new TokenInvalidError("The API key is invalid, expired or revoked");
       if (!KEY_FORMAT.test(key)) return await refuse("malformed", meta, undefined, invalid);
       const hash = hashKey(key);
       const found = await lookup(hash);
@@ -417,7 +418,7 @@ export function createApiKeyService(deps: ApiKeyDeps): ApiKeyService {
           "ip_not_allowed",
           meta,
           record.id,
-          new IpNotAllowedError("This API key may not be used from this address"),
+          () => new IpNotAllowedError("This API key may not be used from this address"),
         );
       }
       recordUse(record.id, meta, now);
