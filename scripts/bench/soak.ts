@@ -215,8 +215,16 @@ export function printSoak(r: SoakResult): void {
     [`end (median of last ${END_WINDOW} s)`, f(r.rssEnd, 1)],
     ["trend after warm-up, MiB/min", f(r.slopeMiBPerMinute, 2)],
   ]);
+  const points = Array.from({ length: 11 }, (_, i) => {
+    const at = (r.seconds * i) / 10;
+    const near = r.samples.reduce((best, s) =>
+      Math.abs(s.at - at) < Math.abs(best.at - at) ? s : best
+    );
+    return `${f(near.at)} s ${f(near.rss)}`;
+  });
+  console.log(`\nRSS over the run (MiB): ${points.join(", ")}`);
   console.log(
-    `\n${r.totals.requests} requests; server log lines at warn/error: ${r.serverWarnings}`,
+    `${r.totals.requests} requests; server log lines at warn/error: ${r.serverWarnings}`,
   );
   for (const line of r.serverWarningLines) console.log(`  ${line.slice(0, 400)}`);
   console.log(

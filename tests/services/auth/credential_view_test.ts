@@ -20,6 +20,7 @@ function freshFeed(): RevocationFeed & { revoke(kind: "user" | "session", id: st
     sync: () => Promise.resolve(),
     start: () => {},
     close: () => Promise.resolve(),
+    seenCount: () => 0,
     revoke: (kind, id) => listeners.forEach((l) => l({ kind, id })),
   };
 }
