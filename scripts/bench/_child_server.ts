@@ -45,6 +45,8 @@ export interface ChildServer extends AsyncDisposable {
   readonly pid: number;
   /** Log lines at `warn` or above so far (the child runs at LOG_LEVEL=warn). */
   warnings(): number;
+  /** Log lines at `error` so far. */
+  errors(): number;
   /** The last lines the child wrote, for error messages. */
   tail(): string;
   /** The first lines at `warn` or above (up to 10). */
@@ -81,6 +83,7 @@ export async function startChildServer(env: Record<string, string> = {}): Promis
   const kept: string[] = [];
   const first: string[] = [];
   let warnings = 0;
+  let errors = 0;
   const read = async (stream: ReadableStream<Uint8Array>) => {
     let buffered = "";
     for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
@@ -89,6 +92,7 @@ export async function startChildServer(env: Record<string, string> = {}): Promis
       while ((newline = buffered.indexOf("\n")) >= 0) {
         const line = buffered.slice(0, newline);
         buffered = buffered.slice(newline + 1);
+        if (line.includes('"level":"error"')) errors++;
         if (/"level":"(warn|error)"/.test(line) && warnings++ < 10) first.push(line);
         kept.push(line);
         if (kept.length > KEPT_LINES) kept.shift();
@@ -111,6 +115,7 @@ export async function startChildServer(env: Record<string, string> = {}): Promis
     origin,
     pid: child.pid,
     warnings: () => warnings,
+    errors: () => errors,
     tail: () => kept.join("\n"),
     firstWarnings: () => [...first],
     [Symbol.asyncDispose]: stop,
