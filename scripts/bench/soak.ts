@@ -17,14 +17,15 @@
  * here), so single samples say little: growth compares the median RSS of the
  * last fifth of the run after warm-up with that of its first fifth (windows of
  * ≥ 5 s, longer than a GC cycle in a 10-minute run; goal < 10%), and the
- * lowest sample of each window (the floor after GC, where a leak shows first)
- * and a least-squares slope over every sample after warm-up are printed with
- * it. Goal: zero 5xx.
+ * 10th percentile of each window (near the floor after GC, where a leak shows
+ * first, without one deep dip deciding it) and a least-squares slope over
+ * every sample after warm-up are printed with it. Goal: zero 5xx.
  *
  * Uploads are not scanned: with no `CLAMAV_ADDRESS` the service stores
  * without scanning, as the uploads section does.
  */
 import { cpuSecondsOf, startChildServer } from "./_child_server.ts";
+import { percentile } from "./_load.ts";
 import { printGrid, printTable, verdict } from "./_report.ts";
 import {
   createTraffic,
@@ -48,6 +49,8 @@ export interface SoakOptions {
   accountsPerWorker?: number;
   /** How often RSS is sampled, ms. @default 1000 */
   sampleMs?: number;
+  /** Called with a one-line summary at every tenth of the run. @default none */
+  onProgress?: (line: string) => void;
 }
 
 /** One RSS sample: seconds since the traffic started, MiB. */
@@ -65,13 +68,13 @@ export interface SoakResult {
   samples: RssSample[];
   /** Median RSS of the first window after warm-up, MiB. */
   rssWarm: number;
-  /** Lowest RSS of that window, MiB. */
+  /** 10th percentile of RSS in that window, MiB. */
   floorWarm: number;
   /** Highest RSS after warm-up, MiB. */
   rssMax: number;
   /** Median RSS of the last window, MiB. */
   rssEnd: number;
-  /** Lowest RSS of that window, MiB. */
+  /** 10th percentile of RSS in that window, MiB. */
   floorEnd: number;
   /** Length of each window, seconds. */
   windowSeconds: number;
@@ -139,8 +142,21 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   const samples: RssSample[] = [];
   const started = performance.now();
   const cpuStart = cpuSecondsOf(server.pid);
-  const sample = () =>
-    samples.push({ at: (performance.now() - started) / 1000, rss: rssMiB(server.pid) });
+  let reported = 0;
+  const sample = () => {
+    const at = (performance.now() - started) / 1000;
+    samples.push({ at, rss: rssMiB(server.pid) });
+    if (options.onProgress !== undefined && at >= ((reported + 1) * seconds) / 10) {
+      reported++;
+      const sent = SOAK_KINDS.reduce((sum, k) => sum + tally.kinds[k].requests, 0);
+      const s5xx = SOAK_KINDS.reduce((sum, k) => sum + tally.kinds[k].s5xx, 0);
+      options.onProgress(
+        `${at.toFixed(0)} s: ${sent} requests, ${s5xx} 5xx, RSS ${
+          rssMiB(server.pid).toFixed(0)
+        } MiB`,
+      );
+    }
+  };
   sample();
   const sampler = setInterval(sample, sampleMs);
   try {
@@ -168,8 +184,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     tally,
     samples,
     rssWarm,
-    floorWarm: Math.min(...first),
-    floorEnd: Math.min(...end),
+    floorWarm: percentile([...first].sort((a, b) => a - b), 10),
+    floorEnd: percentile([...end].sort((a, b) => a - b), 10),
     windowSeconds,
     rssMax: Math.max(...after.map((s) => s.rss)),
     rssEnd,
@@ -228,10 +244,10 @@ export function printSoak(r: SoakResult): void {
   printGrid(["server RSS, MiB", "value"], [
     ["at start of traffic", f(r.samples[0]?.rss ?? Number.NaN)],
     [`after warm-up: median of ${f(r.windowSeconds)} s`, f(r.rssWarm, 1)],
-    [`after warm-up: lowest of ${f(r.windowSeconds)} s`, f(r.floorWarm, 1)],
+    [`after warm-up: p10 of ${f(r.windowSeconds)} s`, f(r.floorWarm, 1)],
     ["max after warm-up", f(r.rssMax, 1)],
     [`end: median of last ${f(r.windowSeconds)} s`, f(r.rssEnd, 1)],
-    [`end: lowest of last ${f(r.windowSeconds)} s`, f(r.floorEnd, 1)],
+    [`end: p10 of last ${f(r.windowSeconds)} s`, f(r.floorEnd, 1)],
     ["trend after warm-up, MiB/min", f(r.slopeMiBPerMinute, 2)],
   ]);
   const points = Array.from({ length: 11 }, (_, i) => {
@@ -249,7 +265,7 @@ export function printSoak(r: SoakResult): void {
   for (const line of r.serverWarningLines) console.log(`  ${line.slice(0, 400)}`);
   console.log(
     `goal: RSS growth after warm-up < 10%: ${(r.growth * 100).toFixed(1)}% (median to median; ` +
-      `floor to floor ${((r.floorEnd / r.floorWarm - 1) * 100).toFixed(1)}%) — ` +
+      `p10 to p10 ${((r.floorEnd / r.floorWarm - 1) * 100).toFixed(1)}%) — ` +
       verdict(r.growth < 0.1),
   );
   console.log(`goal: zero 5xx: ${r.totals.s5xx} — ${verdict(r.totals.s5xx === 0)}`);
@@ -261,5 +277,6 @@ export function printSoak(r: SoakResult): void {
 
 /** Section: the soak, `seconds` long. */
 export async function soakSection(seconds: number): Promise<void> {
-  printSoak(await runSoak({ seconds }));
+  console.log(`\nsoak: ${seconds} s of mixed traffic against a server child…`);
+  printSoak(await runSoak({ seconds, onProgress: (line) => console.log(`  ${line}`) }));
 }
