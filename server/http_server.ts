@@ -140,6 +140,31 @@ function nodeTimeouts(): http.ServerOptions {
   };
 }
 
+/** Methods a `Request` cannot be built with (the Fetch standard forbids them). */
+const FORBIDDEN_METHODS: ReadonlySet<string> = new Set(["CONNECT", "TRACE", "TRACK"]);
+
+/**
+ * The request the app sees. The node bridge hands over its own lazy request
+ * object, which Deno's `Request` constructor refuses; Hono's body limit
+ * re-wraps a body of unknown length (`new Request(raw, { body })`), which
+ * answered 500 to every chunked body and every body-less DELETE or POST sent
+ * without `Content-Length`. Those requests become real `Request`s here; one
+ * with neither `Content-Length` nor `Transfer-Encoding` has no body
+ * (RFC 9112 §6.3). The common request (a GET, or a body of stated length)
+ * stays lazy.
+ */
+function appRequest(request: Request): Request {
+  const { method, headers } = request;
+  if (method === "GET" || method === "HEAD" || headers.has("content-length")) return request;
+  if (FORBIDDEN_METHODS.has(method)) return request;
+  const init: RequestInit & { duplex?: "half" } = { method, headers, signal: request.signal };
+  if (headers.has("transfer-encoding")) {
+    init.body = request.body;
+    init.duplex = "half";
+  }
+  return new Request(request.url, init);
+}
+
 /** The app's fetch handler as a `node:http` request listener (`@hono/node-server`'s bridge). */
 function nodeListener(
   handler: Deno.ServeHandler<Deno.NetAddr>,
@@ -150,7 +175,7 @@ function nodeListener(
       const outgoing = env.outgoing as ServerResponse;
       const socket: Socket = incoming.socket;
       const completed = new Promise<void>((resolve) => outgoing.once("close", () => resolve()));
-      return handler(request, {
+      return handler(appRequest(request), {
         remoteAddr: {
           transport: "tcp",
           hostname: socket.remoteAddress ?? "",

@@ -54,6 +54,15 @@
  *   search  `GET /admin/users?q=<prefix>` over 100,000 accounts (seeded straight
  *           into the store with their index entries) and `GET /notes?q=` over
  *           one user's 1,000 notes: p50/p99 (goal: p99 < 50 ms each).
+ *   soak    `deno task start` as a child process under a mix of logins,
+ *           refreshes, logouts, `/users/me` by Bearer and by API key, API keys
+ *           created and revoked, and uploads, for `--soak-seconds` (default 600):
+ *           requests and status classes per kind, p50/p99, the child's RSS after
+ *           warm-up, at its peak and at the end (goal: growth < 10% after
+ *           warm-up) and zero 5xx. `all` includes it only when its length is
+ *           given (`--soak-seconds` or BENCH_SOAK_SECONDS), so a plain
+ *           `deno task bench` stays minutes long; `--section=soak` runs it
+ *           with the default.
  *
  * Settings (flag, or env var, or default):
  *   --seconds=N        BENCH_SECONDS          5     measured seconds per run
@@ -65,7 +74,8 @@
  *   --bcrypt-rounds=N  BENCH_BCRYPT_ROUNDS    12    bcrypt cost of the auth section (10-31)
  *   --section=X        BENCH_SECTION          all   all | coldstart | health | auth | ratelimit
  *                                                   | apikeys | hotpath | oauth2 | ops | uploads
- *                                                   | search
+ *                                                   | search | soak
+ *   --soak-seconds=N   BENCH_SOAK_SECONDS     600   length of the soak, warm-up included
  * The run ends with the bench process's peak RSS (every in-process server).
  */
 import { type LoaderKind, type MeasureOptions, resolveLoader } from "./_measure.ts";
@@ -78,6 +88,7 @@ import { oauth2Section } from "./oauth2.ts";
 import { opsSection } from "./ops.ts";
 import { rateLimitSection } from "./ratelimit.ts";
 import { searchSection } from "./search.ts";
+import { soakSection } from "./soak.ts";
 import { benchUploads } from "./uploads.ts";
 
 /** Which sections to run. */
@@ -92,7 +103,8 @@ export type SectionName =
   | "oauth2"
   | "ops"
   | "uploads"
-  | "search";
+  | "search"
+  | "soak";
 
 const SECTIONS: readonly SectionName[] = [
   "all",
@@ -106,6 +118,7 @@ const SECTIONS: readonly SectionName[] = [
   "ops",
   "uploads",
   "search",
+  "soak",
 ];
 
 /** Resolved command-line / environment settings. */
@@ -118,6 +131,9 @@ export interface BenchSettings {
   loader: LoaderKind | "auto";
   bcryptRounds: number;
   section: SectionName;
+  soakSeconds: number;
+  /** True when the soak's length was given, which puts the soak in `all`. */
+  soakInAll: boolean;
 }
 
 const FLAGS = [
@@ -129,6 +145,7 @@ const FLAGS = [
   "loader",
   "bcrypt-rounds",
   "section",
+  "soak-seconds",
 ];
 
 /** Reads settings from `--name=value` / `--name value` flags, then env vars, then defaults. */
@@ -182,6 +199,8 @@ export function readSettings(args: readonly string[], env: Deno.Env): BenchSetti
     // The range loadConfig accepts for BCRYPT_ROUNDS.
     bcryptRounds: number("bcrypt-rounds", "BENCH_BCRYPT_ROUNDS", 12, 10, 31),
     section,
+    soakSeconds: Math.round(number("soak-seconds", "BENCH_SOAK_SECONDS", 600, 10)),
+    soakInAll: (flags.get("soak-seconds") ?? env.get("BENCH_SOAK_SECONDS") ?? "") !== "",
   };
   if (!Number.isInteger(settings.bcryptRounds)) {
     throw new Error(`bench: --bcrypt-rounds must be a whole number, got ${settings.bcryptRounds}`);
@@ -229,6 +248,9 @@ async function main(): Promise<void> {
   if (runs("ops")) await opsSection(settings, options);
   if (runs("uploads")) await benchUploads();
   if (runs("search")) await searchSection(settings, options);
+  if (settings.section === "soak" || (settings.section === "all" && settings.soakInAll)) {
+    await soakSection(settings.soakSeconds);
+  }
   console.log(
     `\n## Memory\n\npeak RSS of this bench process (every in-process server above, ` +
       `the loader is a child): ${rssMiB("self", "VmHWM").toFixed(0)} MiB`,

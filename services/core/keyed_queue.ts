@@ -1,6 +1,8 @@
 /** Runs async tasks one after another per key; tasks of different keys run freely. */
 export interface KeyedQueue {
   run<T>(key: string, task: () => Promise<T>): Promise<T>;
+  /** Keys with a task queued or running: a key is forgotten once its last task settles. */
+  size(): number;
 }
 
 /**
@@ -21,5 +23,6 @@ export function createKeyedQueue(): KeyedQueue {
       });
       return result;
     },
+    size: () => tails.size,
   };
 }

@@ -34,6 +34,8 @@ export interface RevocationFeed {
   start(options: { watch: boolean }): void;
   /** Stops every timer and watch. */
   close(): Promise<void>;
+  /** How many applied entry ids are remembered (bounded by `maxSeen`). */
+  seenCount(): number;
 }
 
 /** Dependencies of {@linkcode createRevocationFeed}. */
@@ -45,6 +47,8 @@ export interface RevocationFeedDeps {
   pollMs?: number;
   /** Older views are not trusted: reads go to the store. @default 1000 */
   maxLagMs?: number;
+  /** Applied entry ids remembered at most, oldest forgotten first. @default 50000 */
+  maxSeen?: number;
 }
 
 interface FeedEntry {
@@ -60,14 +64,14 @@ const ENTRY_TTL_MS = 10 * 60_000;
  * maximum age.
  */
 const LOOKBACK_MS = 60_000;
-/** Ids of entries already applied, remembered for the look-back window. */
-const MAX_SEEN = 50_000;
 
 /** Creates the feed of one runtime. */
 export function createRevocationFeed(deps: RevocationFeedDeps): RevocationFeed {
   const { kv, clock, logger } = deps;
   const pollMs = deps.pollMs ?? 200;
   const maxLagMs = deps.maxLagMs ?? 1000;
+  // Ids of entries already applied, remembered for the look-back window.
+  const maxSeen = deps.maxSeen ?? 50_000;
   const listeners: Array<(entry: Revoked) => void> = [];
   const seen = new Map<string, number>();
   let cursorMs = clock.now().getTime();
@@ -103,7 +107,7 @@ export function createRevocationFeed(deps: RevocationFeedDeps): RevocationFeed {
       }
       headStamp = head.versionstamp;
       for (const [id, at] of seen) {
-        if (seen.size <= MAX_SEEN && at >= cursorMs - 2 * LOOKBACK_MS) break;
+        if (seen.size <= maxSeen && at >= cursorMs - 2 * LOOKBACK_MS) break;
         seen.delete(id);
       }
     }
@@ -163,6 +167,7 @@ export function createRevocationFeed(deps: RevocationFeedDeps): RevocationFeed {
       // A failed sync was already logged by the poll that started it.
       await syncing?.then(() => undefined, () => undefined);
     },
+    seenCount: () => seen.size,
   };
   return feed;
 }

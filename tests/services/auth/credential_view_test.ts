@@ -20,6 +20,7 @@ function freshFeed(): RevocationFeed & { revoke(kind: "user" | "session", id: st
     sync: () => Promise.resolve(),
     start: () => {},
     close: () => Promise.resolve(),
+    seenCount: () => 0,
     revoke: (kind, id) => listeners.forEach((l) => l({ kind, id })),
   };
 }
@@ -31,6 +32,17 @@ Deno.test("createCredentialView() holds good states within its bounds", async (t
     assertEquals(view.size(), 3);
     assertEquals(view.get("k0"), undefined);
     assertEquals(view.get("k9"), 9);
+  });
+  await t.step("a hit makes an entry the most recent; tags of evicted entries drop nothing", () => {
+    const feed = freshFeed();
+    const view = createCredentialView(feed, { maxEntries: 2 });
+    view.remember("a", 1, ["user:u1"], view.generation());
+    view.remember("b", 2, ["user:u2"], view.generation());
+    assertEquals(view.get("a"), 1);
+    view.remember("c", 3, ["user:u3"], view.generation());
+    assertEquals([view.get("a"), view.get("b"), view.get("c")], [1, undefined, 3]);
+    feed.revoke("user", "u2");
+    assertEquals(view.size(), 2, "the evicted entry's tag index went with it");
   });
   await t.step("a revocation drops every entry with its tag", () => {
     const feed = freshFeed();
