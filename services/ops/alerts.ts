@@ -134,10 +134,17 @@ export function createAlerter(options: AlerterOptions): Alerter {
   breaker.on("open", () => logger.warn("alert webhook circuit opened"));
   metrics.gauge("breaker_state", () => [[{ breaker: "alert_webhook" }, stateValue()]]);
   metrics.gauge("alerts_active", () => {
-    const now = clock.now().getTime();
-    for (const [k, until] of active) if (until <= now) active.delete(k);
+    forgetEnded(clock.now().getTime());
     return [[{}, active.size]];
   });
+
+  /** Drops the windows that ended: all are equally long, so the oldest come first. */
+  function forgetEnded(now: number): void {
+    for (const [k, until] of active) {
+      if (until > now) break;
+      active.delete(k);
+    }
+  }
 
   function stateValue(): number {
     const state: BreakerState = breaker.opened ? "open" : breaker.halfOpen ? "half_open" : "closed";
@@ -171,7 +178,12 @@ export function createAlerter(options: AlerterOptions): Alerter {
       metrics.alertDelivery(input.type, "deduplicated");
       return;
     }
-    active.set(`${input.type}\u0000${input.key}`, now.getTime() + windowMs);
+    // Kept for the `alerts_active` gauge only; pruned here too, so an unscraped or
+    // metrics-off instance does not gather one entry per type and key forever.
+    if (metrics.enabled) {
+      forgetEnded(now.getTime());
+      active.set(`${input.type}\u0000${input.key}`, now.getTime() + windowMs);
+    }
     const payload: AlertPayload = {
       id: randomId(),
       at: now.toISOString(),
