@@ -6,7 +6,12 @@ export interface CredentialViewOptions {
   maxEntries?: number;
   /** An entry older than this is read again, whatever the feed says. @default 60000 */
   maxAgeMs?: number;
+  /** Monotonic milliseconds for entry ages (local memory, not the injected clock). @default performance.now */
+  now?: () => number;
 }
+
+/** Expired entries dropped, at most, each time one is remembered (amortised pruning). */
+const PRUNE_PER_REMEMBER = 4;
 
 /**
  * The credentials this instance recently checked and found good (an access
@@ -45,6 +50,7 @@ export function createCredentialView(
 ): CredentialView {
   const maxEntries = options.maxEntries ?? 50_000;
   const maxAgeMs = options.maxAgeMs ?? 60_000;
+  const now = options.now ?? (() => performance.now());
   if (!Number.isInteger(maxEntries) || maxEntries < 1) {
     throw new RangeError("Cannot create credential view: maxEntries must be a positive integer");
   }
@@ -75,8 +81,7 @@ export function createCredentialView(
       if (!feed.fresh()) return undefined;
       const entry = held.get(key);
       if (entry === undefined) return undefined;
-      // performance.now(): the age of local memory, independent of the injected clock.
-      if (performance.now() - entry.at > maxAgeMs) {
+      if (now() - entry.at > maxAgeMs) {
         drop(key);
         return undefined;
       }
@@ -87,8 +92,16 @@ export function createCredentialView(
     generation: () => generation,
     remember(key, value, tags, seen) {
       if (seen !== generation || !feed.fresh()) return;
+      const at = now();
+      // The least recently used come first: a few of them past their age go with every
+      // new entry, so dead entries do not pile up to the bound on a busy instance.
+      for (let i = 0; i < PRUNE_PER_REMEMBER; i++) {
+        const oldest = held.entries().next().value;
+        if (oldest === undefined || at - oldest[1].at <= maxAgeMs) break;
+        drop(oldest[0]);
+      }
       drop(key);
-      held.set(key, { value, tags, at: performance.now() });
+      held.set(key, { value, tags, at });
       for (const tag of tags) {
         let keys = byTag.get(tag);
         if (keys === undefined) byTag.set(tag, keys = new Set());

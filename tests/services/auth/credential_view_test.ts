@@ -44,6 +44,19 @@ Deno.test("createCredentialView() holds good states within its bounds", async (t
     feed.revoke("user", "u2");
     assertEquals(view.size(), 2, "the evicted entry's tag index went with it");
   });
+  await t.step("entries past their age are read again, and dropped as new ones come", () => {
+    let ms = 0;
+    const view = createCredentialView(freshFeed(), { maxAgeMs: 1_000, now: () => ms });
+    for (let i = 0; i < 8; i++) view.remember(`old${i}`, i, [`user:o${i}`], view.generation());
+    ms = 1_001;
+    assertEquals(view.get("old0"), undefined, "an aged entry is not served");
+    assertEquals(view.size(), 7);
+    // Each new entry takes a few dead ones with it, without anyone reading them.
+    view.remember("new0", 0, ["user:n0"], view.generation());
+    view.remember("new1", 1, ["user:n1"], view.generation());
+    assertEquals(view.size(), 2);
+    assertEquals([view.get("new0"), view.get("new1")], [0, 1]);
+  });
   await t.step("a revocation drops every entry with its tag", () => {
     const feed = freshFeed();
     const view = createCredentialView(feed);
