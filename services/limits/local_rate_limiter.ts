@@ -210,15 +210,15 @@ export function createLocalRateLimiter(deps: LocalRateLimiterDeps): LocalRateLim
   ): Promise<void> {
     for (let i = 0; i < entries.length; i += PUBLISH_CHUNK) {
       const chunk = entries.slice(i, i + PUBLISH_CHUNK);
-      const op = kv.atomic();
-      for (const p of chunk) {
-        op.mutate({
-          type: "sum",
-          key: rateSharedKey(slotOf(now, p.slotMs), p.id.name, p.id.key),
-          value: new Deno.KvU64(BigInt(p.count)),
-        });
-      }
       try {
+        const op = kv.atomic();
+        for (const p of chunk) {
+          op.mutate({
+            type: "sum",
+            key: rateSharedKey(slotOf(now, p.slotMs), p.id.name, p.id.key),
+            value: new Deno.KvU64(BigInt(p.count)),
+          });
+        }
         // Sums carry no checks: the commit cannot lose a race, only fail.
         await op.commit();
       } catch (error) {
