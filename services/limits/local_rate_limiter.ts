@@ -18,9 +18,9 @@
  * A bucket this instance has not synchronised for {@linkcode MAX_LAG_MS} (L) —
  * a new instance, a bucket evicted or unused for a while, or reconciles that
  * keep failing — is not decided from memory: the request first publishes the
- * bucket's unpublished consumption and reads its counters (one read, amortised
- * over the requests that follow) and rebuilds the bucket conservatively from
- * them. If that fails the request fails with the store error: a broken store
+ * bucket's unpublished consumption and reads its counters over a refill span
+ * (one read, amortised over the requests that follow) and sets the bucket from
+ * them, erring towards fewer tokens. If that fails the request fails with the store error: a broken store
  * never turns into unlimited admission.
  *
  * Over-admission bound. Let N instances share a bucket of capacity B refilling
@@ -312,9 +312,7 @@ export function createLocalRateLimiter(deps: LocalRateLimiterDeps): LocalRateLim
 
   /**
    * Brings a cold or stale bucket up to date from the store: publishes its unpublished
-   * consumption, then reads its counters. A state synchronised within one slot keeps its
-   * tokens and learns the others' consumption since; otherwise it is rebuilt from the
-   * counters of a whole refill span.
+   * consumption, then reads its counters over a whole refill span (one `getMany`).
    */
   function load(tag: string, id: BucketId, rule: RateLimit): Promise<Bucket> {
     const inFlight = loading.get(tag);
@@ -325,16 +323,11 @@ export function createLocalRateLimiter(deps: LocalRateLimiterDeps): LocalRateLim
       // A tick publishing right now must land first, or the read below would miss it.
       await running?.catch(() => undefined);
       const now = clock.now().getTime();
-      const reuse = existing !== undefined && now - existing.syncedAt <= existing.slotMs;
-      const bucket = reuse ? existing : emptyBucket(id, rule);
+      const bucket = existing ?? emptyBucket(id, rule);
       const own = pending.get(tag);
       pending.delete(tag);
       if (own !== undefined) await publish([own], now, () => bucket);
-      if (reuse) {
-        await readBack([bucket], now);
-      } else {
-        await rebuild(bucket, now);
-      }
+      await rebuild(bucket, now);
       touch(tag, bucket);
       return bucket;
     })().finally(() => loading.delete(tag));
@@ -342,7 +335,11 @@ export function createLocalRateLimiter(deps: LocalRateLimiterDeps): LocalRateLim
     return promise;
   }
 
-  /** Sets a bucket from the counters of its whole refill span (one `getMany`). */
+  /**
+   * Sets a bucket from the counters of its refill span. A state this instance still holds
+   * keeps its tokens (and any debt) less the others' consumption since it last read; a new
+   * one starts from the most the counters allow ({@linkcode estimate}).
+   */
   async function rebuild(bucket: Bucket, now: number): Promise<void> {
     const { slotMs, spanSlots, id, rule } = bucket;
     const current = slotOf(now, slotMs);
@@ -352,8 +349,23 @@ export function createLocalRateLimiter(deps: LocalRateLimiterDeps): LocalRateLim
       span.map((s) => rateSharedKey(s, id.name, id.key)),
     );
     const totals = entries.map((e) => counterOf(e.value));
-    bucket.tokens = estimate(rule, span, totals, slotMs, now);
-    bucket.at = now;
+    if (bucket.syncedAt === Number.NEGATIVE_INFINITY) {
+      bucket.tokens = estimate(rule, span, totals, slotMs, now);
+    } else {
+      // Slots from the last read on: what the others added since is news.
+      const since = slotOf(bucket.syncedAt, slotMs) - slotMs;
+      let learnt = 0;
+      span.forEach((slot, i) => {
+        if (slot < since) return;
+        const others = Math.max(0, totals[i]! - (bucket.mine.get(slot) ?? 0));
+        learnt += Math.max(0, others - (bucket.seen.get(slot) ?? 0));
+      });
+      refill(bucket, now);
+      bucket.tokens -= learnt;
+    }
+    bucket.at = Math.max(bucket.at, now);
+    bucket.seen.clear();
+    for (const slot of bucket.mine.keys()) if (slot < current - slotMs) bucket.mine.delete(slot);
     span.forEach((slot, i) => {
       if (slot >= current - slotMs) {
         bucket.seen.set(slot, Math.max(0, totals[i]! - (bucket.mine.get(slot) ?? 0)));
@@ -525,8 +537,9 @@ function estimate(
     const credit = Math.max(0, now - (span[i]! + slotMs)) * rule.limit / rule.windowMs;
     best = Math.min(best, rule.burst + credit - counted);
   }
-  // The exact bucket never holds less than nothing; a debt is only learnt by deduction.
-  return Math.max(0, best);
+  // Below zero when the counters hold more than one bucket could have admitted (several
+  // instances over-admitted): a debt, paid back by refill like a deduction.
+  return best;
 }
 
 function refill(b: Bucket, now: number): void {

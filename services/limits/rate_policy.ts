@@ -116,7 +116,7 @@ export function createRatePolicy(deps: RatePolicyDeps): RatePolicy {
       throw error;
     }
     if (!exact.allowed) taken.undo();
-    return await admit(exact.allowed ? mostRestrictive(taken.decision, exact) : exact, meta);
+    return await admit(exact.allowed ? mostRestrictive(exact, taken.decision) : exact, meta);
   }
 
   /** Returns an allowed decision; audits (sampled) and throws a refused one. */
@@ -171,8 +171,11 @@ export function createRatePolicy(deps: RatePolicyDeps): RatePolicy {
   };
 }
 
-/** Of two allowed decisions, the one to describe: fewer whole tokens left, then the later reset. */
+/**
+ * Of two allowed decisions, the one to describe: fewer whole tokens left, then the later
+ * reset, then the first (as the exact limiter picks among its buckets).
+ */
 function mostRestrictive(a: RateDecision, b: RateDecision): RateDecision {
   if (a.remaining !== b.remaining) return a.remaining < b.remaining ? a : b;
-  return a.resetAt.getTime() >= b.resetAt.getTime() ? a : b;
+  return b.resetAt.getTime() > a.resetAt.getTime() ? b : a;
 }
