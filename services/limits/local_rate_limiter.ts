@@ -39,8 +39,12 @@
  * D ≤ T + L (published within T; a bucket's view is at most L old), so the
  * extra is at most (N − 1) · (B + limit · (T + L) / windowMs): with the
  * defaults (T = 250 ms, L = 1 s, 100/minute, burst 100) about (N − 1) × 102
- * requests. When an instance's reconciles fail it stops deciding from memory
- * after L, so the extra stays within twice that.
+ * requests, once (a debt learnt late is repaid, so the extra does not recur
+ * per window). When an instance's reconciles fail it stops deciding from
+ * memory after L: what the others cannot see of it is then at most its
+ * admissions in its last L before the failure plus in the 2L after its next
+ * success, so the extra stays within (N − 1) · (2B + 3 · limit · L / windowMs)
+ * (assuming a commit completes within L).
  *
  * Shared keys: `["rate_shared", slotStart, name, key]`, a `Deno.KvU64` summed
  * by every instance. Slots are at least {@linkcode MIN_SLOT_MS} (twice the
@@ -108,8 +112,9 @@ export interface Timers {
 /** Reconciled in-memory token buckets; see the module doc for the bound. */
 export interface LocalRateLimiter {
   /**
-   * Takes `cost` tokens from the bucket, deciding in memory; reads the store only
-   * for a bucket not synchronised within L. Never writes the store.
+   * Takes `cost` tokens from the bucket, deciding in memory; goes to the store only
+   * for a bucket not synchronised within L (a read, and a write only when reconciles
+   * failed and left its consumption unpublished).
    *
    * @param cost @default 1
    * @throws {TypeError} for an invalid bucket name or rule.
