@@ -47,7 +47,7 @@
  * (assuming a commit completes within L).
  *
  * Shared keys: `["rate_shared", slotStart, name, key]`, a `Deno.KvU64` summed
- * by every instance. Slots are at least {@linkcode MIN_SLOT_MS} (twice the
+ * by every instance. Slots are at least 10 s (`MIN_SLOT_MS`: twice the
  * clock skew instances may have) and an eighth of the time a bucket takes to
  * refill, so a cold read of one bucket is one `getMany` of ≤ 10 keys. Verified
  * on Deno 2.9.6's embedded store: a `sum` mutation ignores `expireIn` and even
@@ -64,6 +64,19 @@ import type { Clock } from "../core/clock.ts";
 import { rateSharedBefore, rateSharedKey } from "../core/kv_keys.ts";
 import type { Logger } from "../core/logger.ts";
 import {
+  type Bucket,
+  counterOf,
+  describe,
+  emptyBucket,
+  EPSILON,
+  estimate,
+  horizonOf,
+  recentSlots,
+  refill,
+  slotOf,
+  tagOf,
+} from "./local_buckets.ts";
+import {
   assertBucketName,
   assertRule,
   boundBucketKey,
@@ -77,8 +90,6 @@ import {
 export const SYNC_INTERVAL_MS = 250;
 /** Longest a bucket is decided from memory without a successful reconcile (L). */
 export const MAX_LAG_MS = 1_000;
-/** Shortest slot of the shared counters: twice the clock skew instances may have (5 s). */
-export const MIN_SLOT_MS = 10_000;
 /** Bucket states kept per instance. */
 export const MAX_LOCAL_BUCKETS = 10_000;
 
@@ -90,8 +101,6 @@ const PUBLISH_CHUNK = 500;
 const GET_MANY_LIMIT = 10;
 /** Expired slots deleted per sweep; the rest wait for the next one. */
 const SWEEP_LIMIT = 1_000;
-/** Tolerance for floating-point refill arithmetic, in tokens. */
-const EPSILON = 1e-9;
 
 /** The result of {@linkcode LocalRateLimiter.take}. */
 export interface LocalTake {
@@ -148,25 +157,6 @@ export interface LocalRateLimiterDeps {
   maxBuckets?: number;
   /** @default the global timers */
   timers?: Timers;
-}
-
-interface Bucket {
-  readonly id: BucketId;
-  readonly rule: RateLimit;
-  readonly slotMs: number;
-  /** Slots, back from the current one, that cover a full refill. */
-  readonly spanSlots: number;
-  /** May be negative: others' consumption learnt late is a debt. */
-  tokens: number;
-  at: number;
-  /** Per slot start: what this instance has published into it. */
-  readonly mine: Map<number, number>;
-  /** Per slot start: the others' part of the counter when last read. */
-  readonly seen: Map<number, number>;
-  /** Clock time before which every admission was published and after which it was read. */
-  syncedAt: number;
-  /** Used since the last tick started: read back on the next one. */
-  dirty: boolean;
 }
 
 interface Pending {
@@ -323,10 +313,11 @@ export function createLocalRateLimiter(deps: LocalRateLimiterDeps): LocalRateLim
     const inFlight = loading.get(tag);
     if (inFlight !== undefined) return inFlight;
     const promise = (async () => {
+      // A tick publishing right now must land first (and record it as ours), or the read
+      // below would miss it; from then on no tick sees the bucket until it is rebuilt.
+      await running?.catch(() => undefined);
       const existing = buckets.get(tag);
       buckets.delete(tag);
-      // A tick publishing right now must land first, or the read below would miss it.
-      await running?.catch(() => undefined);
       const now = clock.now().getTime();
       const bucket = existing ?? emptyBucket(id, rule);
       const own = pending.get(tag);
@@ -475,95 +466,3 @@ export function createLocalRateLimiter(deps: LocalRateLimiterDeps): LocalRateLim
 }
 
 function undo(): void {}
-
-function emptyBucket(id: BucketId, rule: RateLimit): Bucket {
-  const { slotMs, spanSlots } = slotting(rule);
-  return {
-    id,
-    rule,
-    slotMs,
-    spanSlots,
-    tokens: 0,
-    at: 0,
-    mine: new Map(),
-    seen: new Map(),
-    syncedAt: Number.NEGATIVE_INFINITY,
-    dirty: false,
-  };
-}
-
-function tagOf(id: BucketId): string {
-  // Names are lower snake_case, so the first space separates name and key.
-  return `${id.name} ${id.key}`;
-}
-
-function slotting(rule: RateLimit): { slotMs: number; spanSlots: number } {
-  const refillMs = rule.burst * rule.windowMs / rule.limit;
-  const slotMs = Math.max(MIN_SLOT_MS, Math.ceil(refillMs / 8));
-  return { slotMs, spanSlots: Math.ceil(refillMs / slotMs) };
-}
-
-/** How far back a rule's slots are read: older ones may be deleted. */
-function horizonOf(rule: RateLimit): number {
-  const { slotMs, spanSlots } = slotting(rule);
-  return (spanSlots + 2) * slotMs;
-}
-
-function slotOf(now: number, slotMs: number): number {
-  return Math.floor(now / slotMs) * slotMs;
-}
-
-/** The slots a tick reads: the current one and its neighbours (clock skew < one slot). */
-function recentSlots(b: Bucket, now: number): number[] {
-  const current = slotOf(now, b.slotMs);
-  return [current - b.slotMs, current, current + b.slotMs];
-}
-
-function counterOf(value: unknown): number {
-  return value instanceof Deno.KvU64 ? Number(value.value) : 0;
-}
-
-/**
- * Tokens a bucket can hold at most, given the consumption per slot: for every slot k,
- * at most B plus the refill since k ended, minus everything counted from k on. Crediting
- * refill only from a slot's end errs towards fewer tokens (by < r × slot), never more.
- */
-function estimate(
-  rule: RateLimit,
-  span: readonly number[],
-  totals: readonly number[],
-  slotMs: number,
-  now: number,
-): number {
-  let best = rule.burst;
-  let counted = 0;
-  for (let i = span.length - 1; i >= 0; i--) {
-    counted += totals[i]!;
-    const credit = Math.max(0, now - (span[i]! + slotMs)) * rule.limit / rule.windowMs;
-    best = Math.min(best, rule.burst + credit - counted);
-  }
-  // Below zero when the counters hold more than one bucket could have admitted (several
-  // instances over-admitted): a debt, paid back by refill like a deduction.
-  return best;
-}
-
-function refill(b: Bucket, now: number): void {
-  if (now <= b.at) return;
-  b.tokens = Math.min(b.rule.burst, b.tokens + (now - b.at) * b.rule.limit / b.rule.windowMs);
-  b.at = now;
-}
-
-function describe(b: Bucket, now: number, cost: number, allowed: boolean): RateDecision {
-  const perToken = b.rule.windowMs / b.rule.limit;
-  const wait = b.at - now + Math.max(0, cost - b.tokens) * perToken;
-  return {
-    allowed,
-    limit: b.rule.limit,
-    remaining: Math.max(0, Math.floor(b.tokens + EPSILON)),
-    resetAt: new Date(b.at + Math.ceil(Math.max(0, b.rule.burst - b.tokens) * perToken)),
-    retryAfterSeconds: allowed ? 0 : Math.max(1, Math.ceil(wait / 1000)),
-    bucket: b.id,
-    rule: b.rule,
-    contended: false,
-  };
-}
