@@ -168,6 +168,20 @@ Deno.test("two instances on one store admit at most the exact budget plus the st
       assertEquals((await b.take(check())).decision.allowed, false, "B refuses once reconciled");
     });
   }
+  await t.step("two handles of one KV file (as two processes share it)", async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      using kvA = await Deno.openKv(`${dir}/shared.kv`);
+      using kvB = await Deno.openKv(`${dir}/shared.kv`);
+      const clock = new FakeClock();
+      const admitted = await hammer(limiterOn(kvA, clock), limiterOn(kvB, clock), clock, 5_000);
+      const exact = TEN_PER_MINUTE.burst + TEN_PER_MINUTE.limit * 5 / 60;
+      assert(admitted <= exact + extraBound(TEN_PER_MINUTE, 2), `${admitted} admitted`);
+      assert(admitted >= exact, `${admitted} admitted`);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
   await t.step(
     "the long-run rate is the shared rate: the over-admission is paid back",
     async () => {
