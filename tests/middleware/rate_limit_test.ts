@@ -213,3 +213,17 @@ Deno.test("uploads: the exact and the local bucket are spent together or not at 
     assertEquals(await attempt("uploads", "u2"), 1, "the uploads bucket was still full");
   });
 });
+
+Deno.test("RATE_LIMIT_ENABLED=false limits nothing and reconciles nothing", async () => {
+  await using w = await openWorld({
+    env: { RATE_LIMIT_ENABLED: "false", RATE_LIMIT_ANONYMOUS: "1/minute" },
+  });
+  for (let i = 0; i < 3; i++) {
+    const res = await w.app.request("/users/me", {}, peer("198.51.100.70"));
+    assertEquals(res.status, 401);
+    assertEquals(res.headers.get("x-ratelimit-limit"), null);
+  }
+  await w.services.localRates.reconcile();
+  assertEquals(w.services.localRates.size(), { buckets: 0, pending: 0 });
+  assertEquals((await Array.fromAsync(w.kv.list({ prefix: ["rate_shared"] }))).length, 0);
+});
