@@ -52,8 +52,8 @@
  * refill, so a cold read of one bucket is one `getMany` of ≤ 10 keys. Verified
  * on Deno 2.9.6's embedded store: a `sum` mutation ignores `expireIn` and even
  * clears an expiry set before, so the counters cannot expire by themselves;
- * each reconciler deletes, once a minute, the slots older than the longest
- * span any rule reads (one range `list`, since the slot start leads the key).
+ * each reconciler that wrote deletes, once a minute, the slots older than the
+ * longest span any rule reads (one range `list`, since the slot start leads the key).
  *
  * Memory: at most `maxBuckets` bucket states (least recently used evicted; an
  * evicted bucket is rebuilt from the store on its next use) and at most
@@ -86,7 +86,12 @@ import {
   type RateLimit,
 } from "./rate_limiter.ts";
 
-/** Reconcile interval T: the publish lag of a consumption and the cost per instance (≤ 4 commits/s). */
+/**
+ * Reconcile interval T. The bound's burst term dominates (r·T is 0.4 token at 100/minute),
+ * so T weighs how soon a flood spread over instances is cut off (within T + L) against the
+ * store cost of a busy instance: ≤ 4 commits/s and one `getMany` per ~3 buckets used per
+ * tick, nothing when idle. Close to the revocation feed's 200 ms poll.
+ */
 export const SYNC_INTERVAL_MS = 250;
 /** Longest a bucket is decided from memory without a successful reconcile (L). */
 export const MAX_LAG_MS = 1_000;
@@ -189,6 +194,7 @@ export function createLocalRateLimiter(deps: LocalRateLimiterDeps): LocalRateLim
   let running: Promise<void> | null = null;
   let timer: unknown;
   let lastSweep = clock.now().getTime();
+  let published = false;
   let failures = 0;
 
   function touch(tag: string, bucket: Bucket): void {
@@ -251,7 +257,10 @@ export function createLocalRateLimiter(deps: LocalRateLimiterDeps): LocalRateLim
       for (const b of due) b.dirty = true;
       throw error;
     }
-    if (horizonMs > 0 && now - lastSweep >= SWEEP_EVERY_MS) {
+    published ||= batch.length > 0;
+    // An instance that wrote nothing since its last sweep leaves sweeping to the writers.
+    if (published && horizonMs > 0 && now - lastSweep >= SWEEP_EVERY_MS) {
+      published = false;
       lastSweep = now;
       await sweepOnce(now);
     }
@@ -429,6 +438,8 @@ export function createLocalRateLimiter(deps: LocalRateLimiterDeps): LocalRateLim
     start() {
       if (timer !== undefined) return;
       timer = timers.setInterval(() => {
+        // A slow tick is not stacked on: the next one starts after it.
+        if (running !== null) return;
         limiter.reconcile().then(
           () => {
             if (failures > 0) {
