@@ -132,6 +132,8 @@ export async function createRuntime(
     // Deploy and KV Connect push other instances' writes to kv.watch; an embedded file does not
     // (verified), so the feed is always polled too.
     services.feed.start({ watch: config.kvPath === undefined || /^https?:/.test(config.kvPath) });
+    // Off means no limiting at all: nothing to reconcile.
+    if (config.rateLimits.enabled) services.localRates.start();
     const selfCheck = createSelfCheck({
       kv,
       clock: deps.clock,
@@ -150,6 +152,7 @@ export async function createRuntime(
       closed ??= (async () => {
         try {
           await services.feed.close();
+          await services.localRates.close();
           await services.passwords.settled();
           await services.apiKeys.drain();
           await services.ops.intrusion.settled();

@@ -17,7 +17,8 @@ import { createPasswordPolicy, type PasswordPolicy } from "./identity/password_p
 import { createPasswordService, type PasswordService } from "./identity/passwords.ts";
 import { createRateLimiter } from "./limits/rate_limiter.ts";
 import { createRefusalSampler } from "./limits/refusal_sampler.ts";
-import { createRatePolicy, type RatePolicy } from "./limits/rate_policy.ts";
+import { createRatePolicy, type RatePolicy, rateRules } from "./limits/rate_policy.ts";
+import { createLocalRateLimiter, type LocalRateLimiter } from "./limits/local_rate_limiter.ts";
 import type { VirusScanner } from "./uploads/scanner.ts";
 import { createSessionService, type SessionService } from "./auth/sessions.ts";
 import { createTokenService, type TokenService } from "./auth/tokens.ts";
@@ -97,6 +98,8 @@ export interface Services {
   readonly policy: PasswordPolicy;
   readonly profiles: ProfileService;
   readonly rates: RatePolicy;
+  /** The authenticated and anonymous buckets; `runtime.ts` starts and stops reconciling them. */
+  readonly localRates: LocalRateLimiter;
   readonly sessions: SessionService;
   readonly tokens: TokenService;
   /** The certificate in service (`certificateStatus()` for metrics); empty without TLS. */
@@ -140,8 +143,16 @@ export function createServices(deps: Deps): Services {
   const users = createUserService({ kv, clock, feed });
   const sessions = createSessionService({ kv, clock, feed, view });
   const sampler = createRefusalSampler({ kv, clock });
+  const rules = rateRules(config.rateLimits);
+  const localRates = createLocalRateLimiter({
+    kv,
+    clock,
+    logger,
+    rules: [rules.authenticated, rules.anonymous],
+  });
   const rates = createRatePolicy({
     limiter: createRateLimiter({ kv, clock }),
+    local: localRates,
     sampler,
     audit,
     settings: config.rateLimits,
@@ -323,6 +334,7 @@ export function createServices(deps: Deps): Services {
     policy,
     profiles: createProfileService({ users, audit }),
     rates,
+    localRates,
     sessions,
     tokens,
     tls,

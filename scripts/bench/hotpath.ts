@@ -16,6 +16,7 @@ import {
   StatusTally,
 } from "./_server.ts";
 import type { BenchSettings } from "./main.ts";
+import { SYNC_INTERVAL_MS } from "../../services/limits/local_rate_limiter.ts";
 
 /** Counts the store operations made through `kv`. */
 function countingKv(kv: Deno.Kv): { kv: Deno.Kv; reads: () => number; writes: () => number } {
@@ -92,9 +93,10 @@ async function storeOpsPerRequest(settings: BenchSettings, options: MeasureOptio
   console.log("|---|---|---|---|---|---|");
   for (const row of rows) console.log(`| ${row.join(" | ")} |`);
   console.log(
-    `\nReads come only from the feed's poll (one small read per 200 ms) and first sight of a ` +
-      `token; with rate limiting on, each request still commits its KV bucket (the shared, ` +
-      `exact limiter; a reconciled local limiter is not built yet).`,
+    `\nReads come from the feed's poll (one small read per 200 ms), first sight of a token ` +
+      `and, with rate limiting on, the local limiter's reconcile (every ${SYNC_INTERVAL_MS} ms: ` +
+      `one commit summing what this instance admitted, and one getMany per three buckets used ` +
+      `since the last tick); no request writes the store.`,
   );
 }
 

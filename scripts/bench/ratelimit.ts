@@ -14,6 +14,7 @@ import {
   StatusTally,
 } from "./_server.ts";
 import type { BenchSettings } from "./main.ts";
+import { SYNC_INTERVAL_MS } from "../../services/limits/local_rate_limiter.ts";
 
 /** Section 3: `GET /users/me` with the rate limiter on (limits raised) vs off. */
 export async function rateLimitSection(
@@ -85,8 +86,9 @@ export async function rateLimitSection(
   console.log(`\n## Rate limiting: GET /users/me with the limiter on vs off\n`);
   console.log(
     `Two apps on one in-memory KV store, identical but for RATE_LIMIT_ENABLED; on, every ` +
-      `limit is ${rule}, so nothing is refused and each request still pays for its bucket ` +
-      `(a KV read and an atomic commit). Bearer tokens of ${n} accounts (setup ` +
+      `limit is ${rule}, so nothing is refused; each request takes a token from its ` +
+      `in-memory bucket (no store operation), reconciled with the store every ` +
+      `${SYNC_INTERVAL_MS} ms. Bearer tokens of ${n} accounts (setup ` +
       `${setupSeconds.toFixed(1)} s). ${warmupNote(settings, "server")} Best of ` +
       `${settings.rounds} interleaved run(s) per target, by req/s; every response counted by ` +
       `the server and 200:\n`,
@@ -100,8 +102,8 @@ export async function rateLimitSection(
       `the realistic case): ${percent(spreadRatio)} — ${verdict(spreadRatio >= 0.75)}`,
   );
   console.log(
-    `limiter on, 1 user on all ${c} connections (one bucket, whose consumes this instance ` +
-      `runs one after another, so they queue) vs limiter off: ${percent(singleRatio)} — ` +
+    `limiter on, 1 user on all ${c} connections (one bucket) vs limiter off: ` +
+      `${percent(singleRatio)} — ` +
       `${verdict(singleRatio >= 0.75)}`,
   );
   console.log(`\nCPU per request of the best runs, µs (Linux /proc; 2 cores are shared):\n`);

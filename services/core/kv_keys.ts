@@ -474,3 +474,20 @@ export function loginBlockKey(account: string): ["login_blocks", string] {
 export function apiKeySetKey(userId: string): ["api_key_sets", string] {
   return ["api_key_sets", userId];
 }
+
+/**
+ * Consumption of one rate bucket in one time slot, summed (`Deno.KvU64`) by every instance's
+ * reconciler; the slot comes first so that expired slots are one contiguous range to delete.
+ */
+export function rateSharedKey(
+  slotStartMs: number,
+  name: string,
+  key: string,
+): ["rate_shared", number, string, string] {
+  return ["rate_shared", slotStartMs, name, key];
+}
+
+/** Where listing shared rate slots that started before `slotStartMs` ends. */
+export function rateSharedBefore(slotStartMs: number): ["rate_shared", number] {
+  return ["rate_shared", slotStartMs];
+}

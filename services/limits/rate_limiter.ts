@@ -190,9 +190,10 @@ export function parseRateLimit(text: string, burst?: number): RateLimit {
  * are hashed as well, so a client cannot name another client's hashed bucket.
  */
 export function boundBucketKey(key: string): string {
-  if (!key.startsWith(HASHED_PREFIX) && encoder.encode(key).length <= MAX_BUCKET_KEY_BYTES) {
-    return key;
-  }
+  // A UTF-16 code unit is at most 3 UTF-8 bytes: short keys need no encoding (hot path).
+  const fits = key.length * 3 <= MAX_BUCKET_KEY_BYTES ||
+    encoder.encode(key).length <= MAX_BUCKET_KEY_BYTES;
+  if (!key.startsWith(HASHED_PREFIX) && fits) return key;
   return HASHED_PREFIX + sha256Hex(key);
 }
 

@@ -10,6 +10,7 @@ import {
   type RateLimiter,
 } from "./rate_limiter.ts";
 import type { RefusalSampler } from "./refusal_sampler.ts";
+import type { LocalRateLimiter } from "./local_rate_limiter.ts";
 
 /** Who is asking, as the limiter sees it. */
 export type RateSubject =
@@ -57,28 +58,69 @@ export interface RatePolicy {
 
 /** Dependencies of {@linkcode createRatePolicy}. */
 export interface RatePolicyDeps {
+  /** Exact shared buckets: the login class (per IP, per account) and uploads. */
   limiter: RateLimiter;
+  /** Reconciled in-memory buckets: the authenticated and anonymous classes. */
+  local: LocalRateLimiter;
   sampler: RefusalSampler;
   audit: AuditService;
   settings: RateLimitSettings;
 }
 
-/** Creates the rate policy from the configured limits. */
-export function createRatePolicy(deps: RatePolicyDeps): RatePolicy {
-  const { settings, limiter } = deps;
+/** The configured rules of each class (`RATE_LIMIT_*`, burst applied). */
+export function rateRules(
+  settings: RateLimitSettings,
+): Record<"login" | "authenticated" | "anonymous" | "uploads", RateLimit> {
   const rule = (text: string): RateLimit => {
     const parsed = parseRateLimit(text);
     return { ...parsed, burst: Math.max(1, Math.round(parsed.limit * settings.burst)) };
   };
-  const rules = {
+  return {
     login: rule(settings.login),
     authenticated: rule(settings.authenticated),
     anonymous: rule(settings.anonymous),
     uploads: rule(settings.uploads),
   };
+}
+
+/**
+ * Creates the rate policy from the configured limits. The login class and uploads are
+ * decided exactly on the shared store; the authenticated and anonymous classes by the
+ * reconciled local limiter (no store write per request; bound in local_rate_limiter.ts).
+ */
+export function createRatePolicy(deps: RatePolicyDeps): RatePolicy {
+  const { settings, limiter, local } = deps;
+  const rules = rateRules(settings);
 
   async function consume(checks: RateCheck[], meta: RequestMeta): Promise<RateDecision> {
-    const decision = await limiter.consume(checks);
+    return await admit(await limiter.consume(checks), meta);
+  }
+
+  /**
+   * The local bucket first (memory only), then the exact one: a local refusal spends no
+   * exact token, an exact refusal gives the local token back (unless a reconcile already
+   * published it: then it stays spent, which only errs towards refusing).
+   */
+  async function consumeBoth(
+    localCheck: RateCheck,
+    exactCheck: RateCheck,
+    meta: RequestMeta,
+  ): Promise<RateDecision> {
+    const taken = await local.take(localCheck);
+    if (!taken.decision.allowed) return await admit(taken.decision, meta);
+    let exact: RateDecision;
+    try {
+      exact = await limiter.consume([exactCheck]);
+    } catch (error) {
+      taken.undo();
+      throw error;
+    }
+    if (!exact.allowed) taken.undo();
+    return await admit(exact.allowed ? mostRestrictive(exact, taken.decision) : exact, meta);
+  }
+
+  /** Returns an allowed decision; audits (sampled) and throws a refused one. */
+  async function admit(decision: RateDecision, meta: RequestMeta): Promise<RateDecision> {
     if (decision.allowed) return decision;
     if (await deps.sampler.shouldAudit(decision.bucket, decision.rule)) {
       // Sampled: one event per bucket per window, so a flood cannot flood the audit store.
@@ -105,20 +147,19 @@ export function createRatePolicy(deps: RatePolicyDeps): RatePolicy {
     enabled: settings.enabled,
     async checkRequest(tier, subject, meta) {
       if (!settings.enabled) return null;
-      const checks: RateCheck[] = [];
       const client = clientBucketKey(meta.ip);
       if (tier === "login") {
-        checks.push({ id: { name: "login_ip", key: client }, rule: rules.login });
-      } else if (subject.kind === "anonymous") {
-        checks.push({ id: { name: "anonymous_ip", key: client }, rule: rules.anonymous });
-      } else {
-        // Uploads are budgeted per user (API.md), whichever of their credentials is used.
-        if (tier === "uploads") {
-          checks.push({ id: { name: "uploads_user", key: subject.userId }, rule: rules.uploads });
-        }
-        checks.push({ id: { name: subject.kind, key: subject.id }, rule: rules.authenticated });
+        return await consume([{ id: { name: "login_ip", key: client }, rule: rules.login }], meta);
       }
-      return await consume(checks, meta);
+      if (subject.kind === "anonymous") {
+        const check = { id: { name: "anonymous_ip", key: client }, rule: rules.anonymous };
+        return await admit((await local.take(check)).decision, meta);
+      }
+      const own = { id: { name: subject.kind, key: subject.id }, rule: rules.authenticated };
+      if (tier !== "uploads") return await admit((await local.take(own)).decision, meta);
+      // Uploads are budgeted per user (API.md), whichever of their credentials is used.
+      const uploads = { id: { name: "uploads_user", key: subject.userId }, rule: rules.uploads };
+      return await consumeBoth(own, uploads, meta);
     },
     async checkAccount(purpose, account, meta) {
       if (!settings.enabled) return;
@@ -128,4 +169,13 @@ export function createRatePolicy(deps: RatePolicyDeps): RatePolicy {
       );
     },
   };
+}
+
+/**
+ * Of two allowed decisions, the one to describe: fewer whole tokens left, then the later
+ * reset, then the first (as the exact limiter picks among its buckets).
+ */
+function mostRestrictive(a: RateDecision, b: RateDecision): RateDecision {
+  if (a.remaining !== b.remaining) return a.remaining < b.remaining ? a : b;
+  return b.resetAt.getTime() > a.resetAt.getTime() ? b : a;
 }

@@ -1,3 +1,4 @@
+import { RateLimitedError } from "../../services/core/errors.ts";
 import { login, randomUser, signUp } from "../_helpers/accounts.ts";
 import { assert, assertEquals, assertMatch } from "../_helpers/assert.ts";
 import { bearer, json, jsonInit, peer } from "../_helpers/http.ts";
@@ -153,4 +154,76 @@ Deno.test("parallel requests of one user within the limit are never refused for 
   );
   assertEquals(results.map((r) => r.status), Array(32).fill(200));
   await Promise.all(results.map((r) => r.body?.cancel()));
+});
+
+Deno.test("two app instances share the authenticated budget within the stated bound", async () => {
+  using kv = await Deno.openKv(":memory:");
+  const clock = new FakeClock();
+  const env = { RATE_LIMIT_AUTHENTICATED: "5/minute" };
+  await using a = await openWorld({ kv, clock, env });
+  await using b = await openWorld({ kv, clock, env });
+  const s = await signUp(a.app);
+  const me = (w: typeof a) => w.app.request("/users/me", { headers: bearer(s.access) });
+  let admitted = 0;
+  for (let i = 0; i < 20; i++) {
+    const res = await me(i % 2 === 0 ? a : b);
+    await res.body?.cancel();
+    if (res.status === 200) admitted++;
+  }
+  // Each instance decides from memory between reconciles: at most one extra burst
+  // (5 + 5 × 1.25 s / 60 s) on top of the exact budget of 5.
+  assert(admitted >= 5 && admitted <= 10, `${admitted} admitted`);
+  await a.services.localRates.reconcile();
+  await b.services.localRates.reconcile();
+  await a.services.localRates.reconcile();
+  for (const w of [a, b]) {
+    const res = await me(w);
+    assertEquals(res.status, 429, "refused on both once reconciled");
+    assertEquals((await json(res)).code, "rate_limited");
+  }
+});
+
+Deno.test("uploads: the exact and the local bucket are spent together or not at all", async (t) => {
+  await using w = await openWorld({
+    env: { RATE_LIMIT_AUTHENTICATED: "5/minute", RATE_LIMIT_UPLOADS: "1/minute" },
+  });
+  const meta = { ip: "198.51.100.60", userAgent: "test", requestId: "r1" };
+  const subject = (id: string) => ({ kind: "user" as const, id, userId: id });
+  const { rates } = w.services;
+  const attempt = async (tier: "uploads" | "general", id: string) => {
+    try {
+      return (await rates.checkRequest(tier, subject(id), meta))?.limit;
+    } catch (error) {
+      if (error instanceof RateLimitedError) return "refused";
+      throw error;
+    }
+  };
+  await t.step("an upload refused by its exact bucket gives the general token back", async () => {
+    assertEquals(await attempt("uploads", "u1"), 1, "described by the tighter uploads bucket");
+    assertEquals(await attempt("uploads", "u1"), "refused");
+    const general = [];
+    for (let i = 0; i < 5; i++) general.push(await attempt("general", "u1"));
+    assertEquals(general, [5, 5, 5, 5, "refused"], "1 upload + 4 general = the 5 of the minute");
+  });
+  await t.step("an upload refused by the local bucket spends no upload token", async () => {
+    for (let i = 0; i < 5; i++) assertEquals(await attempt("general", "u2"), 5);
+    assertEquals(await attempt("uploads", "u2"), "refused");
+    w.clock.advance(12_000);
+    await w.services.localRates.reconcile();
+    assertEquals(await attempt("uploads", "u2"), 1, "the uploads bucket was still full");
+  });
+});
+
+Deno.test("RATE_LIMIT_ENABLED=false limits nothing and reconciles nothing", async () => {
+  await using w = await openWorld({
+    env: { RATE_LIMIT_ENABLED: "false", RATE_LIMIT_ANONYMOUS: "1/minute" },
+  });
+  for (let i = 0; i < 3; i++) {
+    const res = await w.app.request("/users/me", {}, peer("198.51.100.70"));
+    assertEquals(res.status, 401);
+    assertEquals(res.headers.get("x-ratelimit-limit"), null);
+  }
+  await w.services.localRates.reconcile();
+  assertEquals(w.services.localRates.size(), { buckets: 0, pending: 0 });
+  assertEquals((await Array.fromAsync(w.kv.list({ prefix: ["rate_shared"] }))).length, 0);
 });
