@@ -1,9 +1,5 @@
 import { type Hono, Hono as HonoApp } from "hono";
 import { openAPIRouteHandler } from "hono-openapi";
-// Swagger UI's prebuilt browser files, imported as text: they are part of the module graph, so
-// `deno compile` embeds them and nothing is read from disk or fetched from a CDN at runtime.
-import swaggerUiCss from "swagger-ui-dist/swagger-ui.css" with { type: "text" };
-import swaggerUiBundle from "swagger-ui-dist/swagger-ui-bundle.js" with { type: "text" };
 import swaggerUiPackage from "swagger-ui-dist/package.json" with { type: "json" };
 import type { AppEnv } from "../middleware/app_env.ts";
 import type { Deps } from "./deps.ts";
@@ -48,13 +44,22 @@ export function docsRoutes(deps: Deps, root: Hono<AppEnv>): Hono<AppEnv> {
       c.header("Content-Security-Policy", docsCsp(nonce));
       return c.html(docsPage(nonce));
     });
-    app.get(CSS_PATH, (c) => {
+    // Swagger UI's prebuilt browser files, imported as text with literal specifiers: they are in
+    // the module graph, so `deno compile` embeds them and nothing is read from disk or fetched
+    // from a CDN at runtime; loaded on first request, so start-up neither parses nor holds them.
+    app.get(CSS_PATH, async (c) => {
+      const { default: css } = await import("swagger-ui-dist/swagger-ui.css", {
+        with: { type: "text" },
+      });
       c.header("Cache-Control", ASSET_CACHE);
-      return c.body(swaggerUiCss, 200, { "Content-Type": "text/css; charset=utf-8" });
+      return c.body(css, 200, { "Content-Type": "text/css; charset=utf-8" });
     });
-    app.get(BUNDLE_PATH, (c) => {
+    app.get(BUNDLE_PATH, async (c) => {
+      const { default: bundle } = await import("swagger-ui-dist/swagger-ui-bundle.js", {
+        with: { type: "text" },
+      });
       c.header("Cache-Control", ASSET_CACHE);
-      return c.body(swaggerUiBundle, 200, { "Content-Type": "text/javascript; charset=utf-8" });
+      return c.body(bundle, 200, { "Content-Type": "text/javascript; charset=utf-8" });
     });
   }
   return app;

@@ -3,7 +3,7 @@ import { z } from "zod";
 import type { AppEnv } from "../middleware/app_env.ts";
 import { requestMeta, requireAuth, requirePrincipal } from "../middleware/auth.ts";
 import { validate } from "../middleware/validate.ts";
-import { isPlainText } from "../services/content/html.ts";
+import { isPlainText } from "../services/content/plain_text.ts";
 import { MAX_NOTE_BODY } from "../services/notes/notes.ts";
 import type { Deps, Services } from "./deps.ts";
 import { Cursor, IdParam, jsonResponse, Limit, pageOf, route, type RouteSpec } from "./_route.ts";

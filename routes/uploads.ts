@@ -9,7 +9,6 @@ import {
 } from "../middleware/auth.ts";
 import { validate } from "../middleware/validate.ts";
 import { NotFoundError, PayloadTooLargeError } from "../services/core/errors.ts";
-import { streamUploadField } from "../services/uploads/multipart.ts";
 import { hasAdminReach } from "../services/auth/permissions.ts";
 import { contentDisposition, type UploadCaller } from "../services/uploads/uploads.ts";
 import type { Deps, Services } from "./deps.ts";
@@ -67,6 +66,8 @@ export function uploadRoutes(deps: Deps, services: Services): Hono<AppEnv> {
         if (Number(c.req.header("content-length") ?? 0) > maxBodyBytes) {
           throw new PayloadTooLargeError(`The upload exceeds ${config.uploadMaxBytes} bytes`);
         }
+        // busboy and node:stream load on the first upload, not at start-up.
+        const { streamUploadField } = await import("../services/uploads/multipart.ts");
         const file = await streamUploadField(c.req.raw.body, c.req.header("content-type"), {
           field: "file",
           maxFileBytes: config.uploadMaxBytes,

@@ -3,7 +3,7 @@ import { z } from "zod";
 import type { AppEnv } from "../middleware/app_env.ts";
 import { requestMeta, requirePermission, requirePrincipal } from "../middleware/auth.ts";
 import { validate } from "../middleware/validate.ts";
-import { isPlainText } from "../services/content/html.ts";
+import { isPlainText } from "../services/content/plain_text.ts";
 import { MAX_BIO } from "../services/identity/profiles.ts";
 import { toPublicUser } from "../services/identity/users.ts";
 import type { Deps, Services } from "./deps.ts";

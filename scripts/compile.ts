@@ -100,6 +100,15 @@ export async function findWorkerModules(rootDir: string = ROOT_DIR): Promise<str
 }
 
 /**
+ * V8 heap settings of the service, as in deno.json's `start` task: a 2 MiB semi-space (young
+ * objects are collected before the young generation grows to 16 MiB × 3) and an old generation
+ * allowed to grow 30% past the live size before the next full collection, instead of V8's
+ * default of up to 4×. Under mixed load this holds one process near 150 MiB resident instead of
+ * 230-250 MiB, with no measurable throughput cost (README "Performance").
+ */
+export const V8_FLAGS = "--max-semi-space-size=2,--heap-growing-percent=30";
+
+/**
  * The `deno compile` arguments, narrowest permissions that run the service:
  * - `--allow-net`: listens on the configured HOST/PORT (runtime settings) and may reach KV_URL.
  * - `--allow-env`: configuration is the whole environment (`Deno.env.toObject()`).
@@ -115,6 +124,7 @@ export async function findWorkerModules(rootDir: string = ROOT_DIR): Promise<str
  * - `--no-prompt`: a compiled binary otherwise prompts on a TTY; a service must fail instead.
  * - `--unstable-kv`: also set by deno.json's `"unstable": ["kv"]`, which compile honours;
  *   given explicitly so the binary keeps KV whatever the config says.
+ * - {@linkcode V8_FLAGS}: the heap bounds of `deno task start`, embedded in the binary.
  */
 export function buildCompileArgs(options: CompileOptions, workers: readonly string[]): string[] {
   return [
@@ -129,6 +139,7 @@ export function buildCompileArgs(options: CompileOptions, workers: readonly stri
     "--allow-sys=hostname,networkInterfaces",
     "--allow-ffi",
     "--unstable-kv",
+    `--v8-flags=${V8_FLAGS}`,
     ...workers.flatMap((worker) => ["--include", worker]),
     ...(options.target === undefined ? [] : ["--target", options.target]),
     "--output",

@@ -8,7 +8,6 @@
 import type { Config } from "../services/config/config.ts";
 import type { Clock } from "../services/core/clock.ts";
 import type { Logger } from "../services/core/logger.ts";
-import { AcmeError, createAcmeService } from "../services/tls/acme.ts";
 import type { TlsIdentity } from "../services/tls/certificate.ts";
 import { createFileCertificateSource } from "../services/tls/file_source.ts";
 import type { TlsService } from "../services/tls/tls.ts";
@@ -81,6 +80,8 @@ export async function prepareTls(deps: TlsSetupDeps): Promise<PreparedTls | unde
     };
   }
   if (config.acme === undefined) return undefined;
+  // acme-client and @peculiar/x509 cost ~250 ms to load: only a server that orders pays it.
+  const { AcmeError, createAcmeService } = await import("../services/tls/acme.ts");
   const acme = createAcmeService({
     kv: deps.kv,
     clock: deps.clock,

@@ -3,8 +3,9 @@
  * Cold-start section of `deno task bench`: `deno task start` as a child
  * process (the task's own flags, read from deno.json) on a fresh temporary
  * data folder, timed from spawn to the first answered `GET /health`; then
- * that process's resident memory idle, after a register, and after a login,
- * so the memory budget splits into runtime, password dictionaries and bcrypt.
+ * that process's resident memory idle, after a register, after a login (so the
+ * budget splits into runtime, password dictionaries and bcrypt), after a short
+ * burst of mixed traffic, and its peak (VmHWM), against the FastAPI peer's peak.
  */
 import { join } from "node:path";
 import { printGrid, verdict } from "./_report.ts";
@@ -13,6 +14,13 @@ const ROOT = new URL("../../", import.meta.url);
 const RUNS = 3;
 /** How often /health is polled while the child starts. */
 const POLL_MS = 5;
+/** Peak resident memory of the two-worker FastAPI deployment of the same checklist (issue 15). */
+const PEER_PEAK_MIB = 163;
+/** The mixed burst: concurrent clients, and how long they run. */
+const BURST_CLIENTS = 16;
+const BURST_MS = 3000;
+/** Accounts registered and logged in before the loop (dictionaries, bcrypt). */
+const BURST_ACCOUNTS = 4;
 
 /** The `deno run` arguments of `deno task start`, with main.ts made absolute. */
 async function startArgs(): Promise<string[]> {
@@ -52,6 +60,12 @@ interface ColdStart {
   rssIdle: number;
   rssAfterRegister: number;
   rssAfterLogin: number;
+  /** After {@linkcode mixedBurst}. */
+  rssAfterBurst: number;
+  /** VmHWM at the end: the most the process ever held. */
+  rssPeak: number;
+  /** Responses of the burst by status, e.g. `{"200": 900, "429": 12}`. */
+  burst: Record<string, number>;
   /** The bcrypt engine the server logged. */
   engine: string;
 }
@@ -117,18 +131,76 @@ async function oneColdStart(args: string[]): Promise<ColdStart> {
     await reg.body?.cancel();
     const rssAfterRegister = rssMiB(child.pid);
     const login = await fetch(`${url}/auth/login`, { method: "POST", headers, body });
-    await login.body?.cancel();
     if (reg.status !== 201 || login.status !== 200) {
       throw new Error(`bench: cold server answered register ${reg.status}, login ${login.status}`);
     }
     const rssAfterLogin = rssMiB(child.pid);
-    return { firstHealthMs, listeningMs, rssIdle, rssAfterRegister, rssAfterLogin, engine };
+    const { access_token: token } = await login.json() as { access_token: string };
+    const burst = await mixedBurst(url, token);
+    const rssAfterBurst = rssMiB(child.pid);
+    const rssPeak = rssMiB(child.pid, "VmHWM");
+    return {
+      firstHealthMs,
+      listeningMs,
+      rssIdle,
+      rssAfterRegister,
+      rssAfterLogin,
+      rssAfterBurst,
+      rssPeak,
+      burst,
+      engine,
+    };
   } finally {
     child.kill("SIGTERM");
     await child.status;
     await reading;
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+/**
+ * {@linkcode BURST_ACCOUNTS} more registers and logins and `/openapi.json`, then
+ * {@linkcode BURST_CLIENTS} clients for {@linkcode BURST_MS}: `/health`, `GET /users/me`, and
+ * a note written (sanitize-html) and listed; counts the responses by status.
+ */
+async function mixedBurst(url: string, token: string): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  const count = async (res: Response) => {
+    await res.body?.cancel();
+    counts[res.status] = (counts[res.status] ?? 0) + 1;
+  };
+  const json = { "Content-Type": "application/json" };
+  const bearer = { Authorization: `Bearer ${token}` };
+  // A few more accounts first (login-class limits refuse a flood from one address), then
+  // every client runs the mixed loop for BURST_MS.
+  await Promise.all(Array.from({ length: BURST_ACCOUNTS }, async (_, n) => {
+    const body = JSON.stringify({
+      email: `burst-${n}-${crypto.randomUUID().slice(0, 8)}@example.com`,
+      password: "Correct-Horse-42-Battery!",
+    });
+    await count(await fetch(`${url}/auth/register`, { method: "POST", headers: json, body }));
+    await count(await fetch(`${url}/auth/login`, { method: "POST", headers: json, body }));
+  }));
+  await count(await fetch(`${url}/openapi.json`));
+  const end = performance.now() + BURST_MS;
+  await Promise.all(Array.from({ length: BURST_CLIENTS }, async () => {
+    for (let i = 0; performance.now() < end; i++) {
+      await count(await fetch(`${url}/health`));
+      await count(await fetch(`${url}/users/me`, { headers: bearer }));
+      if (i % 4 === 0) {
+        const note = JSON.stringify({ title: `n${i}`, body: `<p>note <b>${i}</b></p>` });
+        await count(
+          await fetch(`${url}/notes`, {
+            method: "POST",
+            headers: { ...json, ...bearer },
+            body: note,
+          }),
+        );
+        await count(await fetch(`${url}/notes`, { headers: bearer }));
+      }
+    }
+  }));
+  return counts;
 }
 
 /** Section: cold start to the first `/health`, three runs, and the memory of a fresh process. */
@@ -147,6 +219,8 @@ export async function coldStartSection(): Promise<void> {
       "RSS idle MiB",
       "+ register MiB",
       "+ login MiB",
+      "+ burst MiB",
+      "peak MiB",
     ],
     runs.map((r, i) => [
       `${i + 1}`,
@@ -155,11 +229,25 @@ export async function coldStartSection(): Promise<void> {
       f(r.rssIdle),
       f(r.rssAfterRegister),
       f(r.rssAfterLogin),
+      f(r.rssAfterBurst),
+      f(r.rssPeak),
     ]),
   );
   const worst = Math.max(...runs.map((r) => r.firstHealthMs));
   console.log(`\nbcrypt: ${runs[0]?.engine ?? "?"}`);
   console.log(
+    `burst: ${BURST_ACCOUNTS} registers + logins, /openapi.json, then ${BURST_CLIENTS} clients ` +
+      `for ${BURST_MS / 1000} s of /health, /users/me and notes; responses by status ${
+        runs.map((r) => Object.entries(r.burst).sort().map(([k, n]) => `${k} ${n}`).join(", "))
+          .join(" | ")
+      }`,
+  );
+  console.log(
     `goal: first /health < 300 ms in every run: worst ${f(worst)} ms — ${verdict(worst < 300)}`,
+  );
+  const peak = Math.max(...runs.map((r) => r.rssPeak));
+  console.log(
+    `goal: peak RSS < the FastAPI peer's ${PEER_PEAK_MIB} MiB in every run: worst ${f(peak)} MiB` +
+      ` — ${verdict(peak < PEER_PEAK_MIB)}`,
   );
 }

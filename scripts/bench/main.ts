@@ -14,7 +14,8 @@
  *   coldstart `deno task start` (its flags from deno.json) as a child process on a
  *           fresh data folder: spawn → first answered `/health`, three runs
  *           (goal < 300 ms), and that process's RSS idle, after a register
- *           (password dictionaries) and after a login (bcrypt engine).
+ *           (password dictionaries), after a login (bcrypt engine), after a 3 s
+ *           burst of mixed traffic, and its peak (goal < 163 MiB, the FastAPI peer).
  *   health  `GET /health`: full stack vs bare Hono vs bare Hono sending the
  *           contract's headers (goal: full ≥ 70% of bare), by HTTP and in
  *           process (`app.fetch`, µs per request: steadier on a busy machine).

@@ -4,10 +4,16 @@
  * every reader gets the same harmless markup (OWASP XSS Prevention Cheat Sheet,
  * rule 6: sanitize HTML markup with a library built for the job).
  *
+ * sanitize-html costs ~70 ms to load, so services import this module on first
+ * use (`await import`), not at start-up; `tests/server/startup_graph_test.ts`
+ * keeps it out of the server's static graph.
+ *
  * @module
  */
 // @ts-types="@types/sanitize-html"
 import sanitizeHtml from "sanitize-html";
+
+export { isPlainText } from "./plain_text.ts";
 
 /** Elements kept; everything else is dropped (its text kept, except for the discarded ones). */
 export const ALLOWED_TAGS: readonly string[] = [
@@ -96,14 +102,6 @@ export function sanitizeRichText(html: string): string {
     current = next;
   }
   return current;
-}
-
-/** C0/C1 controls, DEL, and the invisible bidi overrides used to disguise text (Trojan Source). */
-const FORBIDDEN_PLAIN = /[\p{Cc}\u202A-\u202E\u2066-\u2069]/u;
-
-/** True when `text` holds no control characters (tabs and newlines included) or bidi overrides. */
-export function isPlainText(text: string): boolean {
-  return !FORBIDDEN_PLAIN.test(text);
 }
 
 const TEXT_ONLY: sanitizeHtml.IOptions = { allowedTags: [], allowedAttributes: {} };

@@ -65,8 +65,8 @@ export function normalizePassword(password: string): string {
 /**
  * bcrypt off the event loop: native code on Deno's blocking thread pool, or
  * bcryptjs in worker threads where native code cannot load. The engine is
- * loaded in the background, so creating a hasher costs nothing at start-up;
- * the first job waits for it.
+ * loaded by the first job (or by reading `engine`), so creating a hasher costs
+ * nothing at start-up; that job waits for it.
  */
 export function createBcryptHasher(options: BcryptHasherOptions): PasswordHasher {
   const { rounds } = options;
@@ -77,12 +77,20 @@ export function createBcryptHasher(options: BcryptHasherOptions): PasswordHasher
   if (!Number.isInteger(size) || size < 0) {
     throw new RangeError(`Cannot create bcrypt hasher: workers must be >= 0, got ${size}`);
   }
-  const engine = size === 0
-    ? Promise.resolve(createInlineEngine())
-    : pickEngine(options.backend ?? "auto", size, options.logger);
-  // Every job awaits `engine` and sees a load failure; this only keeps an
-  // unused, failed engine from being an unhandled rejection.
-  engine.catch(() => {});
+  // Loaded by the first job (or `engine`), not here: loading native code or starting workers
+  // while the first request is served would delay it (`serve` warms it right after).
+  let loading: Promise<BcryptEngine> | undefined;
+  const loadEngine = (): Promise<BcryptEngine> => {
+    if (loading === undefined) {
+      loading = size === 0
+        ? Promise.resolve(createInlineEngine())
+        : pickEngine(options.backend ?? "auto", size, options.logger);
+      // Every job awaits the engine and sees a load failure; this only keeps an
+      // unused, failed engine from being an unhandled rejection.
+      loading.catch(() => {});
+    }
+    return loading;
+  };
   // Native jobs cannot be interrupted mid-hash, so close() settles callers here, for every engine.
   const cancels = new Set<(error: Error) => void>();
   let closed = false;
@@ -91,7 +99,7 @@ export function createBcryptHasher(options: BcryptHasherOptions): PasswordHasher
     const { promise: cancelled, reject } = Promise.withResolvers<never>();
     cancels.add(reject);
     try {
-      return await Promise.race([engine.then((e) => e.submit(job)), cancelled]);
+      return await Promise.race([loadEngine().then((e) => e.submit(job)), cancelled]);
     } finally {
       cancels.delete(reject);
     }
@@ -99,7 +107,9 @@ export function createBcryptHasher(options: BcryptHasherOptions): PasswordHasher
   let dummy: Promise<string> | undefined;
 
   return {
-    engine: engine.then((e) => e.name),
+    get engine() {
+      return loadEngine().then((e) => e.name);
+    },
     async hash(password) {
       const normalized = normalizePassword(password);
       if (new TextEncoder().encode(normalized).byteLength > BCRYPT_MAX_BYTES) {
@@ -135,7 +145,7 @@ export function createBcryptHasher(options: BcryptHasherOptions): PasswordHasher
       closed = true;
       for (const cancel of cancels) cancel(new Error("The hasher was closed"));
       cancels.clear();
-      engine.then((e) => e.close(), () => {});
+      loading?.then((e) => e.close(), () => {});
     },
   };
 }

@@ -27,8 +27,8 @@ export interface PasswordPolicyOptions {
 }
 
 /**
- * Builds the policy. The zxcvbn dictionaries (about 80 MiB of heap and a
- * second or two of CPU to import and rank) load on the first check or
+ * Builds the policy. The zxcvbn dictionaries (about 30 MiB of heap and a
+ * few hundred milliseconds of CPU to import and rank) load on the first check or
  * `ready()`, once, not at start-up: a process that never registers anyone
  * never pays for them, and start-up does not wait for them.
  */
@@ -93,16 +93,63 @@ export function createPasswordPolicy(options: PasswordPolicyOptions = {}): Passw
   };
 }
 
-/** Imports the dictionaries (statically named, so `deno compile` embeds them) and ranks them. */
+type FactoryOptions = NonNullable<ConstructorParameters<typeof ZxcvbnFactory>[0]>;
+
+/** Imports the dictionaries and ranks them (once per policy). */
 async function loadZxcvbn(): Promise<ZxcvbnFactory> {
-  const [core, common, en] = await Promise.all([
+  const [{ ZxcvbnFactory }, options] = await Promise.all([
     import("@zxcvbn-ts/core"),
-    import("@zxcvbn-ts/language-common"),
-    import("@zxcvbn-ts/language-en"),
+    loadZxcvbnOptions(),
   ]);
-  return new core.ZxcvbnFactory({
-    dictionary: { ...common.dictionary, ...en.dictionary },
-    graphs: common.adjacencyGraphs,
-    translations: en.translations,
-  });
+  return new ZxcvbnFactory(options);
+}
+
+/**
+ * The word lists, keyboard graphs and English messages of `@zxcvbn-ts/language-common` and
+ * `-en`, from the packages' published JSON sources rather than their index modules: those
+ * decompress every list into arrays of concatenated strings that their modules keep for good
+ * (about 15 MiB more resident memory than flat JSON arrays). The same words in the same order,
+ * so the same ranks (`password_policy_test.ts` compares them with the index modules' lists).
+ * Specifiers are literal, so `deno compile` embeds the files.
+ */
+export async function loadZxcvbnOptions(): Promise<
+  Required<Pick<FactoryOptions, "dictionary" | "graphs" | "translations">>
+> {
+  const [
+    graphs,
+    translations,
+    diceware,
+    passwords,
+    commonWords,
+    firstnames,
+    lastnames,
+    wikipedia,
+    wordSequences,
+  ] = await Promise.all([
+    import("@zxcvbn-ts/language-common/src/adjacencyGraphs.json", { with: { type: "json" } }),
+    import("@zxcvbn-ts/language-en/dist/translations.mjs"),
+    import("@zxcvbn-ts/language-common/src/diceware.json", { with: { type: "json" } }),
+    import("@zxcvbn-ts/language-common/src/passwords.json", { with: { type: "json" } }),
+    import("@zxcvbn-ts/language-en/src/commonWords.json", { with: { type: "json" } }),
+    import("@zxcvbn-ts/language-en/src/firstnames.json", { with: { type: "json" } }),
+    import("@zxcvbn-ts/language-en/src/lastnames.json", { with: { type: "json" } }),
+    import("@zxcvbn-ts/language-en/src/wikipedia.json", { with: { type: "json" } }),
+    import("@zxcvbn-ts/language-en/src/wordSequences.json", { with: { type: "json" } }),
+  ]);
+  return {
+    // The names the language packages' index modules give them.
+    dictionary: {
+      "diceware-common": diceware.default,
+      "passwords-common": passwords.default,
+      "commonWords-en": commonWords.default,
+      "firstnames-en": firstnames.default,
+      "lastnames-en": lastnames.default,
+      "wikipedia-en": wikipedia.default,
+      ...wordSequences.default,
+    },
+    graphs: graphs.default,
+    // translations.d.ts types this .mjs as CommonJS (the package declares no "type": "module"),
+    // one `default` too deep; at run time the default export is the translations object.
+    translations: translations.default as unknown as NonNullable<FactoryOptions["translations"]>,
+  };
 }

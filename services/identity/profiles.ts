@@ -6,7 +6,6 @@
  * @module
  */
 import { type Actor, authorize } from "../auth/policy.ts";
-import { sanitizeRichText } from "../content/html.ts";
 import type { AuditService, RequestMeta } from "../core/audit.ts";
 import { NotFoundError, ValidationError } from "../core/errors.ts";
 import { type PublicUser, toPublicUser, type UserService } from "./users.ts";
@@ -37,9 +36,10 @@ export function createProfileService(
   return {
     async update(actor, patch, meta) {
       authorize(actor, "profile:update", { ownerId: actor.userId });
+      // Loaded on first use (start-up stays fast); every bio still goes through it.
       const bio = patch.bio === undefined || patch.bio === null
         ? patch.bio
-        : sanitizeRichText(patch.bio);
+        : (await import("../content/html.ts")).sanitizeRichText(patch.bio);
       if (typeof bio === "string" && bio.length > 2 * MAX_BIO) {
         throw new ValidationError("Request validation failed", {
           errors: [{ path: "bio", message: "Too long once sanitized" }],

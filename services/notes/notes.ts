@@ -32,7 +32,6 @@ import {
 } from "../core/pagination.ts";
 import { createNoteSearchCache, type SearchEntry } from "./search_cache.ts";
 import { type Actor, authorize } from "../auth/policy.ts";
-import { htmlToText, sanitizeRichText } from "../content/html.ts";
 
 /** A stored note. */
 export interface NoteRecord {
@@ -127,7 +126,12 @@ function view(note: NoteRecord): NoteView {
  * Sanitizes a body and derives the search text. Escaping can lengthen a text; the
  * result is bounded so a record stays well inside KV's 64 KiB value limit.
  */
-function content(title: string, body: string): { body: string; search_text: string } {
+async function content(
+  title: string,
+  body: string,
+): Promise<{ body: string; search_text: string }> {
+  // sanitize-html loads on the first note written, not at start-up.
+  const { htmlToText, sanitizeRichText } = await import("../content/html.ts");
   const clean = sanitizeRichText(body);
   if (clean.length > 2 * MAX_NOTE_BODY) {
     throw new ValidationError("Request validation failed", {
@@ -226,7 +230,7 @@ export function createNoteService(deps: NoteDeps): NoteService {
         id: randomId(),
         owner_id: actor.userId,
         title: input.title,
-        ...content(input.title, input.body),
+        ...await content(input.title, input.body),
         sort_key: sortKey,
         created_at: now.toISOString(),
         updated_at: now.toISOString(),
@@ -265,7 +269,7 @@ export function createNoteService(deps: NoteDeps): NoteService {
           title,
           ...(patch.body === undefined && patch.title === undefined
             ? {}
-            : content(title, patch.body ?? note.body)),
+            : await content(title, patch.body ?? note.body)),
           updated_at: clock.now().toISOString(),
         };
         // The owner's counter is re-set, unchanged, so its versionstamp marks this change too.

@@ -1,6 +1,5 @@
 import { commitOrRetry, RETRY, retryOnConflict } from "../core/kv.ts";
-import { fileTypeFromBuffer } from "file-type";
-import { type ArchiveLimits, inspectZip } from "./archive.ts";
+import type { ArchiveLimits } from "./archive.ts";
 import { formatEndTracker } from "./format_end.ts";
 import type { AuditService, RequestMeta } from "../core/audit.ts";
 import type { BlobStore, StagedBlob } from "./blob_store.ts";
@@ -101,7 +100,7 @@ export interface UploadDeps {
   allowedExtensions: readonly UploadExtension[];
   /** 0 turns the quota off. */
   quotaBytes: number;
-  /** @default the {@linkcode inspectZip} defaults */
+  /** @default the `inspectZip` defaults (archive.ts) */
   archiveLimits?: ArchiveLimits;
 }
 
@@ -202,7 +201,11 @@ export function createUploadService(deps: UploadDeps): UploadService {
       const staged = await store.stage(file.stream.pipeThrough(inspection.transform));
       try {
         const { contentType, sha256 } = inspection.result();
-        if (contentType === "application/zip") await inspectZip(staged, deps.archiveLimits);
+        if (contentType === "application/zip") {
+          // zip.js loads on the first archive, not at start-up; every archive is still inspected.
+          const { inspectZip } = await import("./archive.ts");
+          await inspectZip(staged, deps.archiveLimits);
+        }
         if (scanner !== null) {
           const verdict = await scanner.scan(staged.stream());
           if (!verdict.clean) {
@@ -394,6 +397,8 @@ function inspect(expectedType: string, maxBytes: number): Inspection {
         errors: [{ path: "file", message: "Must not be empty" }],
       });
     }
+    // file-type loads on the first upload, not at start-up.
+    const { fileTypeFromBuffer } = await import("file-type");
     const detected = await fileTypeFromBuffer(bytes);
     const text = new TextDecoder("latin1").decode(bytes);
     if (detected?.mime !== expectedType || MARKUP.test(text)) {

@@ -596,3 +596,24 @@ Deno.test("a password with a NUL byte is hashed whole, and both engines agree", 
     });
   });
 });
+
+Deno.test("createBcryptHasher() loads its engine on the first job, not when created", async (t) => {
+  for (const backend of ["js", "native"] as const) {
+    await t.step(`${backend}: nothing is loaded until a hash is asked for`, async () => {
+      const said: string[] = [];
+      const note = (message: string) => void said.push(message);
+      const logger = { debug: note, info: note, warn: note, error: note };
+      const hasher = createBcryptHasher({ rounds: 4, workers: 1, backend, logger });
+      try {
+        // Start-up creates the hasher; loading native code or workers then would delay listening.
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        assertEquals(said, []);
+        assertMatch(await hasher.hash("Correct-Horse-7!"), /^\$2b\$04\$/);
+        assertEquals(said.length, 1);
+        assertMatch(said[0] ?? "", /^bcrypt: /);
+      } finally {
+        hasher.close();
+      }
+    });
+  }
+});

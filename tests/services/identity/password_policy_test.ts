@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { assert, assertEquals, assertRejects } from "../../_helpers/assert.ts";
 import { PasswordPolicyError } from "../../../services/core/errors.ts";
+import { loadZxcvbnOptions } from "../../../services/identity/password_policy.ts";
 import { testPolicy } from "../../_helpers/world.ts";
 
 const LENGTH = "Password must be at least 8 characters";
@@ -200,4 +201,23 @@ Deno.test("assert() throws exactly when check() reports errors", async () => {
     }),
     { numRuns: 100 },
   );
+});
+
+Deno.test("loadZxcvbnOptions() gives the language packages' own lists, graphs and messages", async () => {
+  const [ours, common, en] = await Promise.all([
+    loadZxcvbnOptions(),
+    import("@zxcvbn-ts/language-common"),
+    import("@zxcvbn-ts/language-en"),
+  ]);
+  const stock: Record<string, unknown[]> = { ...common.dictionary, ...en.dictionary };
+  assertEquals(Object.keys(ours.dictionary).sort(), Object.keys(stock).sort());
+  for (const [name, words] of Object.entries(stock)) {
+    const mine = ours.dictionary[name] ?? [];
+    // Same words in the same order: a word's rank is its position.
+    assertEquals(mine.length, words.length, name);
+    const first = mine.findIndex((word, i) => word !== words[i]);
+    assertEquals(first, -1, `${name}: first difference at ${first}`);
+  }
+  assertEquals(ours.graphs, common.adjacencyGraphs);
+  assertEquals(ours.translations, en.translations);
 });
