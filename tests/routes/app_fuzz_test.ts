@@ -170,7 +170,10 @@ Deno.test("every route in /openapi.json answers random input without a 500, a le
                 ? /^(application\/json|text\/html)/
                 : /^application\/problem\+json/;
               assert(expected.test(type), `${type}: ${text}`);
-              assert(!/at \w+ \(|file:\/\/|node_modules|zod|hono|deno|stack/i.test(text), text);
+              // Random tokens (CSP nonces, CSRF values) are cut out first: 43 random
+              // base64url characters can spell "ZOd" or "deNo" by chance.
+              const words = text.replace(/[A-Za-z0-9_-]{16,}/g, "");
+              assert(!/at \w+ \(|file:\/\/|node_modules|zod|hono|deno|stack/i.test(words), text);
               assertEquals(await domainState(w.kv), before, `${res.status} changed state: ${text}`);
             }
           },
