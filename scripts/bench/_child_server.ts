@@ -30,6 +30,18 @@ export async function startTaskArgs(): Promise<string[]> {
   );
 }
 
+/** Development settings of a child server in `dir` (its `./data`) on loopback `port` (0: any). */
+export function childEnv(dir: string, port: number, logLevel: string): Record<string, string> {
+  return {
+    APP_ENV: "development",
+    DATA_DIR: "./data",
+    KV_PATH: join(dir, "data", "bulwark.kv"),
+    HOST: "127.0.0.1",
+    PORT: String(port),
+    LOG_LEVEL: logLevel,
+  };
+}
+
 /** A free loopback TCP port: bound, read and released (the child binds it a moment later). */
 function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -67,15 +79,7 @@ export async function startChildServer(env: Record<string, string> = {}): Promis
   const child = new Deno.Command(Deno.execPath(), {
     args,
     cwd: dir,
-    env: {
-      APP_ENV: "development",
-      DATA_DIR: "./data",
-      KV_PATH: join(dir, "data", "bulwark.kv"),
-      HOST: "127.0.0.1",
-      PORT: String(port),
-      LOG_LEVEL: "warn",
-      ...env,
-    },
+    env: { ...childEnv(dir, port, "warn"), ...env },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",

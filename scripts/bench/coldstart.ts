@@ -7,10 +7,9 @@
  * budget splits into runtime, password dictionaries and bcrypt), after a short
  * burst of mixed traffic, and its peak (VmHWM), against the FastAPI peer's peak.
  */
-import { join } from "node:path";
+import { childEnv, startTaskArgs } from "./_child_server.ts";
 import { printGrid, verdict } from "./_report.ts";
 
-const ROOT = new URL("../../", import.meta.url);
 const RUNS = 3;
 /** How often /health is polled while the child starts. */
 const POLL_MS = 5;
@@ -21,24 +20,6 @@ const BURST_CLIENTS = 16;
 const BURST_MS = 3000;
 /** Accounts registered and logged in before the loop (dictionaries, bcrypt). */
 const BURST_ACCOUNTS = 4;
-
-/** The `deno run` arguments of `deno task start`, with main.ts made absolute. */
-async function startArgs(): Promise<string[]> {
-  const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT))) as {
-    tasks: Record<string, string>;
-  };
-  const task = config.tasks.start;
-  if (task === undefined) throw new Error("bench: deno.json has no start task");
-  const words = task.split(/\s+/).filter((w) => w !== "");
-  if (words[0] !== "deno") throw new Error(`bench: unexpected start task: ${task}`);
-  return words.slice(1).flatMap((word) =>
-    word === "run"
-      ? ["run", "--config", new URL("deno.json", ROOT).pathname]
-      : word === "main.ts"
-      ? [new URL("main.ts", ROOT).pathname]
-      : [word]
-  );
-}
 
 /** Resident memory of `pid` in MiB (Linux /proc), or NaN elsewhere. */
 export function rssMiB(pid: number | "self", field: "VmRSS" | "VmHWM" = "VmRSS"): number {
@@ -76,15 +57,7 @@ async function oneColdStart(args: string[]): Promise<ColdStart> {
   const child = new Deno.Command(Deno.execPath(), {
     args,
     cwd: dir,
-    env: {
-      APP_ENV: "development",
-      DATA_DIR: "./data",
-      KV_PATH: join(dir, "data", "bulwark.kv"),
-      HOST: "127.0.0.1",
-      PORT: "0",
-      LOG_LEVEL: "info",
-      BCRYPT_ROUNDS: "12",
-    },
+    env: { ...childEnv(dir, 0, "info"), BCRYPT_ROUNDS: "12" },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -205,7 +178,7 @@ async function mixedBurst(url: string, token: string): Promise<Record<string, nu
 
 /** Section: cold start to the first `/health`, three runs, and the memory of a fresh process. */
 export async function coldStartSection(): Promise<void> {
-  const args = await startArgs();
+  const args = await startTaskArgs();
   const runs: ColdStart[] = [];
   for (let i = 0; i < RUNS; i++) runs.push(await oneColdStart(args));
   console.log(`\n## Cold start: \`deno task start\` → first answered GET /health\n`);
