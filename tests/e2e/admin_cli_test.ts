@@ -130,7 +130,12 @@ Deno.test("create-admin and users commands work against a running server's KV fi
       assertMatch(run.stdout, /^[A-Za-z0-9_-]{22}$/);
       adminId = run.stdout;
       assert(!run.stdout.includes(GOOD_PASSWORD) && !run.stderr.includes(GOOD_PASSWORD));
-      const admin = await login(origin, adminEmail);
+      // The refused login of the step before started a short progressive delay (429) for
+      // this address, which a fast create-admin may not have outlived.
+      const admin = await waitFor("the admin's login", async () => {
+        const attempt = await login(origin, adminEmail);
+        return attempt.status === 429 ? undefined : attempt;
+      });
       assertEquals(admin.status, 200);
       const me = await api(origin, `/admin/users/${adminId}`, {
         headers: { authorization: `Bearer ${admin.token}` },
