@@ -50,6 +50,10 @@ const MAX_TOKEN_LENGTH = 4096;
 /** Domain separation: OAuth2 tokens are signed with a key derived from, never equal to, the session key. */
 const KEY_LABEL = "bulwark oauth2 at+jwt v1";
 const ID = /^[A-Za-z0-9_-]{8,64}$/;
+/** JOSE headers whose kind (`at+jwt` or not) is remembered. */
+const MAX_HEADER_KINDS = 64;
+/** Strict UTF-8; stateless between whole-input `decode` calls. */
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
  * Creates the `at+jwt` signer. Keys are derived per kid with HMAC(secret, label), so a
@@ -61,6 +65,7 @@ export function createOAuthAccessTokens(options: OAuthAccessTokenOptions): OAuth
   const ring = new Map(options.keys.map((k) => [k.kid, deriveKey(k.secret)]));
   const signer = options.keys[0];
   if (signer === undefined) throw new TypeError("Cannot create OAuth2 tokens: keys is empty");
+  const headerKinds = new Map<string, boolean>();
 
   return {
     async sign(input, now) {
@@ -127,19 +132,29 @@ export function createOAuthAccessTokens(options: OAuthAccessTokenOptions): OAuth
       }
     },
     looksLikeOAuthToken(token) {
-      const head = token.split(".", 1)[0] ?? "";
+      const dot = token.indexOf(".");
+      const head = dot === -1 ? token : token.slice(0, dot);
       if (head.length > 200) return false;
+      // Asked for every Bearer token: real headers are a handful (one per kid and kind),
+      // so the answer is remembered per header (bounded, oldest forgotten first: junk
+      // headers can only push the real ones out until they are seen again).
+      const known = headerKinds.get(head);
+      if (known !== undefined) return known;
+      let header: unknown;
       try {
-        const header = JSON.parse(new TextDecoder().decode(Uint8Array.fromBase64(head, {
-          alphabet: "base64url",
-        }))) as unknown;
-        return typeof header === "object" && header !== null &&
-          (header as Record<string, unknown>).typ === "at+jwt";
+        header = JSON.parse(UTF8.decode(Uint8Array.fromBase64(head, { alphabet: "base64url" })));
       } catch (error) {
         // Not a decodable JOSE header: not ours to judge here; the session path refuses it.
         if (error instanceof SyntaxError || error instanceof TypeError) return false;
         throw error;
       }
+      const isOAuth = typeof header === "object" && header !== null &&
+        (header as Record<string, unknown>).typ === "at+jwt";
+      if (headerKinds.size >= MAX_HEADER_KINDS) {
+        headerKinds.delete(headerKinds.keys().next().value!);
+      }
+      headerKinds.set(head, isOAuth);
+      return isOAuth;
     },
   };
 }
