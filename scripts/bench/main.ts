@@ -12,8 +12,9 @@
  *
  * Sections:
  *   coldstart `deno task start` (its flags from deno.json) as a child process on a
- *           fresh data folder: spawn → first answered `/health`, three runs
- *           (goal < 300 ms), and that process's RSS idle, after a register
+ *           fresh data folder: spawn → first answered `/health`, the first start
+ *           of the build (compiles, fills V8's code cache; shown apart) then three
+ *           runs (goal < 300 ms), and that process's RSS idle, after a register
  *           (password dictionaries), after a login (bcrypt engine), after a 3 s
  *           burst of mixed traffic, and its peak (goal < 163 MiB, the FastAPI peer).
  *   health  `GET /health`: full stack vs bare Hono vs bare Hono sending the
