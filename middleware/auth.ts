@@ -90,12 +90,8 @@ export async function resolvePrincipal(
         passwordExpired: auth.isPasswordExpired(principal.user),
       });
     } else {
-      const principal = await auth.authenticate(match[1]!);
-      // Expiry is judged now, not only when the token was issued.
-      c.set("principal", {
-        ...principal,
-        passwordExpired: auth.isPasswordExpired(principal.user),
-      });
+      // Password expiry is judged by authenticate() at this request, not at issuance.
+      c.set("principal", await auth.authenticate(match[1]!));
     }
   } catch (error) {
     // Kept for requirePrincipal(); any other failure is a real fault and propagates.

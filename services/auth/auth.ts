@@ -13,6 +13,7 @@ import { sessionFingerprint, type SessionRecord } from "./sessions.ts";
 import { clientBucketKey } from "../limits/rate_policy.ts";
 import { normalizeEmail, toPublicUser, type UserRecord } from "../identity/users.ts";
 import type { AuthDeps, AuthService, RefreshInput, TokenPair } from "./auth_model.ts";
+import type { AccessClaims } from "./tokens.ts";
 
 export type { ApiKeyPrincipal, Principal, SessionPrincipal } from "./principal.ts";
 export type {
@@ -32,8 +33,17 @@ export function createAuthService(deps: AuthDeps): AuthService {
 
   function passwordExpired(user: UserRecord, now: Date): boolean {
     if (deps.passwordMaxAgeSeconds <= 0) return false;
-    const age = (now.getTime() - new Date(user.password_changed_at).getTime()) / 1000;
+    const age = (now.getTime() - Date.parse(user.password_changed_at)) / 1000;
     return age >= deps.passwordMaxAgeSeconds;
+  }
+
+  // A token's scopes as a set, made once per verified token (its claims object is
+  // remembered by the token service and frozen, so the set can be shared read-only).
+  const scopeSets = new WeakMap<AccessClaims, ReadonlySet<string>>();
+  function scopeSet(claims: AccessClaims): ReadonlySet<string> {
+    let set = scopeSets.get(claims);
+    if (set === undefined) scopeSets.set(claims, set = new Set(claims.scope));
+    return set;
   }
 
   async function issuePair(
@@ -349,7 +359,8 @@ export function createAuthService(deps: AuthDeps): AuthService {
       }
       // A session's absolute end bounds every token issued for it (security review #10):
       // an access token must not outlive its session by up to its own lifetime.
-      if (new Date(session.expires_at).getTime() <= clock.now().getTime()) {
+      const now = clock.now();
+      if (Date.parse(session.expires_at) <= now.getTime()) {
         throw new TokenRevokedError("The session of this token has ended");
       }
       // A disabled account, or one whose role changed since the token was issued, is
@@ -366,8 +377,9 @@ export function createAuthService(deps: AuthDeps): AuthService {
         sessionId: claims.sid,
         jti: claims.jti,
         role: claims.role,
-        scopes: new Set(claims.scope),
-        passwordExpired: claims.passwordExpired,
+        scopes: scopeSet(claims),
+        // Judged now, not when the token was issued.
+        passwordExpired: passwordExpired(user, now),
         expiresAt: new Date(claims.exp * 1000),
         user,
       };

@@ -100,7 +100,8 @@ export interface AuthService {
    */
   refresh(input: RefreshInput, meta: RequestMeta): Promise<IssuedTokens>;
   /**
-   * Verifies an access token and checks blacklist and session in one round trip.
+   * Verifies an access token and checks blacklist and session in one round trip; the
+   * principal's `passwordExpired` is judged now, from the account.
    *
    * @throws {TokenInvalidError} | {TokenExpiredError} | {TokenRevokedError}
    */
