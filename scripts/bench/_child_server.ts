@@ -42,6 +42,22 @@ export function childEnv(dir: string, port: number, logLevel: string): Record<st
   };
 }
 
+/** Calls `each` with every complete line of a child's output stream, until it ends. */
+export async function forEachLine(
+  stream: ReadableStream<Uint8Array>,
+  each: (line: string) => void,
+): Promise<void> {
+  let buffered = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    buffered += chunk;
+    let newline: number;
+    while ((newline = buffered.indexOf("\n")) >= 0) {
+      each(buffered.slice(0, newline));
+      buffered = buffered.slice(newline + 1);
+    }
+  }
+}
+
 /** A free loopback TCP port: bound, read and released (the child binds it a moment later). */
 function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -88,22 +104,16 @@ export async function startChildServer(env: Record<string, string> = {}): Promis
   const first: string[] = [];
   let warnings = 0;
   let errors = 0;
-  const read = async (stream: ReadableStream<Uint8Array>) => {
-    let buffered = "";
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      buffered += chunk;
-      let newline: number;
-      while ((newline = buffered.indexOf("\n")) >= 0) {
-        const line = buffered.slice(0, newline);
-        buffered = buffered.slice(newline + 1);
+  const reading = Promise.all(
+    [child.stdout, child.stderr].map((stream) =>
+      forEachLine(stream, (line) => {
         if (line.includes('"level":"error"')) errors++;
         if (/"level":"(warn|error)"/.test(line) && warnings++ < 10) first.push(line);
         kept.push(line);
         if (kept.length > KEPT_LINES) kept.shift();
-      }
-    }
-  };
-  const reading = Promise.all([read(child.stdout), read(child.stderr)]);
+      })
+    ),
+  );
   const stop = async () => {
     try {
       child.kill("SIGTERM");

@@ -7,7 +7,7 @@
  * budget splits into runtime, password dictionaries and bcrypt), after a short
  * burst of mixed traffic, and its peak (VmHWM), against the FastAPI peer's peak.
  */
-import { childEnv, startTaskArgs } from "./_child_server.ts";
+import { childEnv, forEachLine, startTaskArgs } from "./_child_server.ts";
 import { printGrid, verdict } from "./_report.ts";
 
 const RUNS = 3;
@@ -65,23 +65,17 @@ async function oneColdStart(args: string[]): Promise<ColdStart> {
   let listeningMs = Number.NaN;
   let engine = "?";
   const { promise: origin, resolve } = Promise.withResolvers<string>();
-  const read = async (stream: ReadableStream<Uint8Array>) => {
-    let buffered = "";
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      buffered += chunk;
-      let newline: number;
-      while ((newline = buffered.indexOf("\n")) >= 0) {
-        const line = buffered.slice(0, newline);
-        buffered = buffered.slice(newline + 1);
+  const reading = Promise.all(
+    [child.stdout, child.stderr].map((stream) =>
+      forEachLine(stream, (line) => {
         if (line.includes('"listening"')) {
           listeningMs = performance.now() - started;
           resolve((JSON.parse(line) as { url: string }).url);
         }
         if (line.includes("bcrypt: ")) engine = (JSON.parse(line) as { msg: string }).msg;
-      }
-    }
-  };
-  const reading = Promise.all([read(child.stdout), read(child.stderr)]);
+      })
+    ),
+  );
   try {
     const url = await origin;
     let firstHealthMs = Number.NaN;
