@@ -16,7 +16,7 @@ export interface AccessClaims {
   sid: string;
   jti: string;
   role: Role;
-  scope: string[];
+  scope: readonly string[];
   /** The password has expired: the token may only change it. */
   passwordExpired: boolean;
   iat: number;
@@ -267,7 +267,7 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
       sid: p.sid as string,
       jti: p.jti!,
       role: p.role,
-      scope: Object.freeze(p.scope.split(" ").filter((s) => s !== "")) as string[],
+      scope: Object.freeze(p.scope.split(" ").filter((s) => s !== "")),
       passwordExpired: p.pwd_expired === true,
       iat: p.iat!,
       exp: p.exp!,
