@@ -77,7 +77,7 @@ export async function resolvePrincipal(
         userId: identity.userId,
         keyId: identity.keyId,
         role: identity.role,
-        scopes: new Set(identity.scopes),
+        scopes: identity.scopes,
         passwordExpired: auth.isPasswordExpired(identity.user),
         user: identity.user,
       });

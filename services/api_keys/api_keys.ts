@@ -20,7 +20,7 @@ import {
   apiKeyUsageKey,
   userKey,
 } from "../core/kv_keys.ts";
-import { isPermission, permissionsOf } from "../auth/permissions.ts";
+import { isPermission, permissionsOf, type Role } from "../auth/permissions.ts";
 import { randomId } from "../core/crypto.ts";
 import type { UserRecord } from "../identity/users.ts";
 import type {
@@ -47,7 +47,8 @@ const PREFIX_LENGTH = 12;
 
 interface UsageBuffer {
   count: number;
-  lastAt: string;
+  /** Unix ms of the last use; written as ISO text when flushed, not per request. */
+  lastAtMs: number;
   lastIp: string;
 }
 
@@ -148,12 +149,27 @@ export function createApiKeyService(deps: ApiKeyDeps): ApiKeyService {
     throw error();
   }
 
+  // A key's usable scopes per remembered record and owner role, made once: the view
+  // hands out the same record object until the key or its owner changes.
+  const scopeSets = new WeakMap<ApiKeyRecord, { role: Role; scopes: ReadonlySet<string> }>();
+  function scopesOf(record: ApiKeyRecord, role: Role): ReadonlySet<string> {
+    const known = scopeSets.get(record);
+    if (known !== undefined && known.role === role) return known.scopes;
+    // Never more than the owner has now: a demoted owner's keys shrink with them.
+    const current = permissionsOf(role);
+    const scopes: ReadonlySet<string> = new Set(
+      record.scopes.filter((s) => current.has(s as never)),
+    );
+    scopeSets.set(record, { role, scopes });
+    return scopes;
+  }
+
   function recordUse(keyId: string, meta: RequestMeta, now: Date): void {
-    const entry = usage.get(keyId) ?? { count: 0, lastAt: "", lastIp: "" };
+    let entry = usage.get(keyId);
+    if (entry === undefined) usage.set(keyId, entry = { count: 0, lastAtMs: 0, lastIp: "" });
     entry.count++;
-    entry.lastAt = now.toISOString();
+    entry.lastAtMs = now.getTime();
     entry.lastIp = meta.ip;
-    usage.set(keyId, entry);
     if (now.getTime() - lastFlush >= flushMs && flushing === null) {
       lastFlush = now.getTime();
       // Off the request path: batching keeps hot keys from becoming one contended write per use.
@@ -407,7 +423,7 @@ export function createApiKeyService(deps: ApiKeyDeps): ApiKeyService {
       if (record === null || !timingSafeEqual(record.hash, hash)) {
         return await refuse("revoked", meta, undefined, invalid);
       }
-      if (new Date(record.expires_at) <= now) {
+      if (Date.parse(record.expires_at) <= now.getTime()) {
         return await refuse("expired", meta, record.id, invalid);
       }
       if (owner === null || owner.disabled) {
@@ -422,14 +438,12 @@ export function createApiKeyService(deps: ApiKeyDeps): ApiKeyService {
         );
       }
       recordUse(record.id, meta, now);
-      // Never more than the owner has now: a demoted owner's keys shrink with them.
-      const current = permissionsOf(owner.role);
       return {
         keyId: record.id,
         userId: owner.id,
         user: owner,
         role: owner.role,
-        scopes: record.scopes.filter((s) => current.has(s as never)),
+        scopes: scopesOf(record, owner.role),
       };
     },
 
@@ -446,7 +460,7 @@ export function createApiKeyService(deps: ApiKeyDeps): ApiKeyService {
         // `sum` mutations never conflict, so instances sharing a store do not contend.
         await kv.atomic()
           .sum(apiKeyUsageKey(id), BigInt(u.count))
-          .set(apiKeyLastUseKey(id), { at: u.lastAt, ip: u.lastIp })
+          .set(apiKeyLastUseKey(id), { at: new Date(u.lastAtMs).toISOString(), ip: u.lastIp })
           .commit();
       }
     },

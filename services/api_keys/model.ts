@@ -59,8 +59,8 @@ export interface ApiKeyIdentity {
   /** The owner's current account record. */
   user: UserRecord;
   role: Role;
-  /** The key's scopes, cut down to what the owner holds now. */
-  scopes: string[];
+  /** The key's scopes, cut down to what the owner holds now (shared: read only). */
+  scopes: ReadonlySet<string>;
 }
 
 /** Input of {@linkcode ApiKeyService.create}. */
