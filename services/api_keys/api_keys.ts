@@ -209,7 +209,11 @@ export function createApiKeyService(deps: ApiKeyDeps): ApiKeyService {
     }
   }
 
-  /** The key record and its owner by key hash: from the view when it holds them, else the store. */
+  /**
+   * The key record and its owner by key hash: from the view when it holds them, else the
+   * store. A record whose hash is not this one (the index outlived a rotation) counts as
+   * none and is never remembered, so what the view holds always matches its hash.
+   */
   async function lookup(
     hash: string,
   ): Promise<{ record: ApiKeyRecord | null; owner: UserRecord | null } | null> {
@@ -223,7 +227,8 @@ export function createApiKeyService(deps: ApiKeyDeps): ApiKeyService {
       apiKeyKey(index.value.id),
       userKey(index.value.user_id),
     ]);
-    const record = recordEntry.value;
+    const stored = recordEntry.value;
+    const record = stored !== null && timingSafeEqual(stored.hash, hash) ? stored : null;
     const owner = userEntry.value;
     if (record !== null && owner !== null) {
       deps.view.remember(
@@ -420,9 +425,7 @@ export function createApiKeyService(deps: ApiKeyDeps): ApiKeyService {
       const found = await lookup(hash);
       if (found === null) return await refuse("unknown", meta, undefined, invalid);
       const { record, owner } = found;
-      if (record === null || !timingSafeEqual(record.hash, hash)) {
-        return await refuse("revoked", meta, undefined, invalid);
-      }
+      if (record === null) return await refuse("revoked", meta, undefined, invalid);
       if (Date.parse(record.expires_at) <= now.getTime()) {
         return await refuse("expired", meta, record.id, invalid);
       }
