@@ -2,10 +2,13 @@
  * Prometheus metrics of one runtime (prom-client). Each runtime owns its own
  * `Registry` — prom-client's default registry is process-global — and the
  * services it feeds see only the small {@linkcode Metrics} interface.
+ * prom-client (and the Node layer it pulls in) is imported after start-up, so
+ * the first `/health` does not wait for it; what is reported meanwhile is
+ * kept and replayed, so no request goes uncounted.
  *
  * @module
  */
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type * as PromClient from "prom-client";
 import type { AuditEvent } from "../core/audit.ts";
 
 /** Circuit-breaker states as a gauge value: 0 closed, 1 half-open, 2 open. */
@@ -78,7 +81,7 @@ export function createNoopMetrics(): Metrics {
     intrusionTriggered() {},
     gauge() {},
     render: () => Promise.resolve(""),
-    contentType: "text/plain; version=0.0.4; charset=utf-8",
+    contentType: CONTENT_TYPE,
     enabled: false,
   };
 }
@@ -99,8 +102,52 @@ const KNOWN_METHODS: ReadonlySet<string> = new Set([
   "OPTIONS",
 ]);
 
-/** Creates the metrics of one runtime on its own registry. */
+/** The Prometheus text format's content type (what prom-client's registry declares). */
+const CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+
+/** Reports kept while prom-client loads; beyond this many the oldest are dropped. */
+const MAX_DEFERRED = 100_000;
+
+/**
+ * Creates the metrics of one runtime on its own registry. prom-client loads in
+ * the background; until it is there, reports are kept (bounded) and replayed
+ * in order, and `render()` waits for it.
+ */
 export function createMetrics(options: MetricsOptions): Metrics {
+  let real: Metrics | null = null;
+  const deferred: Array<(metrics: Metrics) => void> = [];
+  const ready = import("prom-client").then((prom) => {
+    const metrics = buildMetrics(prom, options);
+    for (const report of deferred.splice(0)) report(metrics);
+    real = metrics;
+  });
+  function report(apply: (metrics: Metrics) => void): void {
+    if (real !== null) return apply(real);
+    if (deferred.length >= MAX_DEFERRED) deferred.shift();
+    deferred.push(apply);
+  }
+  return {
+    enabled: true,
+    contentType: CONTENT_TYPE,
+    request: (sample) => report((m) => m.request(sample)),
+    auditEvent: (event) => report((m) => m.auditEvent(event)),
+    kvOperation: (op, seconds) => report((m) => m.kvOperation(op, seconds)),
+    kvConflict: () => report((m) => m.kvConflict()),
+    alertDelivery: (type, outcome) => report((m) => m.alertDelivery(type, outcome)),
+    intrusionTriggered: (rule) => report((m) => m.intrusionTriggered(rule)),
+    // A gauge source is not a report: it must survive any number of reports before it.
+    gauge: (name, read) =>
+      real !== null ? real.gauge(name, read) : void ready.then(() => real!.gauge(name, read)),
+    async render() {
+      await ready;
+      return await real!.render();
+    },
+  };
+}
+
+/** The metrics over prom-client, once it is loaded. */
+function buildMetrics(prom: typeof PromClient, options: MetricsOptions): Metrics {
+  const { Counter, Gauge, Histogram, Registry } = prom;
   const registers = [new Registry()];
   const registry = registers[0]!;
   const p = "bulwark_";

@@ -24,6 +24,7 @@ const LAZY = [
   "bcrypt", // native bcrypt, loaded by the first hash
   "swagger-ui-dist/swagger-ui-bundle.js", // GET /docs assets
   "swagger-ui-dist/swagger-ui.css",
+  "prom-client", // metrics: reports before it loads are kept and replayed
 ];
 
 /**
