@@ -135,9 +135,11 @@ export function createMetrics(options: MetricsOptions): Metrics {
     kvConflict: () => report((m) => m.kvConflict()),
     alertDelivery: (type, outcome) => report((m) => m.alertDelivery(type, outcome)),
     intrusionTriggered: (rule) => report((m) => m.intrusionTriggered(rule)),
-    // A gauge source is not a report: it must survive any number of reports before it.
-    gauge: (name, read) =>
-      real !== null ? real.gauge(name, read) : void ready.then(() => real!.gauge(name, read)),
+    gauge(name, read) {
+      // A source, not a report: registered once prom-client is there, never dropped.
+      if (real !== null) real.gauge(name, read);
+      else void ready.then(() => real!.gauge(name, read));
+    },
     async render() {
       await ready;
       return await real!.render();
