@@ -7,13 +7,13 @@
  * @module
  */
 import acme from "acme-client";
-import * as x509 from "@peculiar/x509";
 import https from "node:https";
 import type { Clock } from "../core/clock.ts";
 import { randomId } from "../core/crypto.ts";
 import { acmeAccountKey, acmeCertificateKey, acmeOrderLeaseKey } from "../core/kv_keys.ts";
 import type { Logger } from "../core/logger.ts";
 import { inspectIdentity, type TlsIdentity } from "./certificate.ts";
+import { selfSigned } from "./self_signed.ts";
 import type { TlsService } from "./tls.ts";
 
 /** Dependencies of {@linkcode createAcmeService}. */
@@ -189,7 +189,14 @@ export function createAcmeService(deps: AcmeServiceDeps): AcmeService {
 
   async function installPlaceholder(): Promise<void> {
     if (tls.current() !== undefined) return;
-    tls.install(await selfSigned(domains, clock.now()), "self-signed");
+    const now = clock.now();
+    const placeholder = await selfSigned({
+      commonName: "Bulwark ACME pending",
+      domains,
+      notBefore: now,
+      notAfter: new Date(now.getTime() + PLACEHOLDER_MS),
+    });
+    tls.install(placeholder, "self-signed");
     logger.warn("serving a 1-hour self-signed certificate until the ACME certificate is issued", {
       domains,
     });
@@ -212,35 +219,4 @@ async function step<T>(name: string, run: () => Promise<T>): Promise<T> {
     // acme-client puts the CA's problem detail (e.g. the failed validation) in the message.
     throw new AcmeError(`acme ${name} failed: ${error.message}`, { cause: error });
   }
-}
-
-async function selfSigned(domains: readonly string[], now: Date): Promise<TlsIdentity> {
-  const alg = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
-  const keys = await crypto.subtle.generateKey(alg, true, ["sign", "verify"]) as CryptoKeyPair;
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: serialNumber(),
-    name: "CN=Bulwark ACME pending",
-    notBefore: now,
-    notAfter: new Date(now.getTime() + PLACEHOLDER_MS),
-    keys,
-    signingAlgorithm: alg,
-    extensions: [
-      new x509.SubjectAlternativeNameExtension(
-        domains.map((d) => ({ type: "dns" as const, value: d })),
-      ),
-    ],
-  });
-  const pkcs8 = new Uint8Array(await crypto.subtle.exportKey("pkcs8", keys.privateKey));
-  const b64 = btoa(String.fromCharCode(...pkcs8)).replace(/.{64}/g, "$&\n").trim();
-  return {
-    cert: cert.toString("pem"),
-    key: `-----BEGIN PRIVATE KEY-----\n${b64}\n-----END PRIVATE KEY-----\n`,
-  };
-}
-
-/** 63 random bits as hex: a positive serial, as RFC 5280 asks. */
-function serialNumber(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(8));
-  bytes[0] = (bytes[0] ?? 0) & 0x7f;
-  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
 }

@@ -153,21 +153,6 @@ export async function makeSelfSigned(
   notBefore: Date,
   notAfter: Date,
 ): Promise<{ cert: string; key: string }> {
-  const x509 = await import("@peculiar/x509");
-  const alg = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
-  const keys = await crypto.subtle.generateKey(alg, true, ["sign", "verify"]) as CryptoKeyPair;
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: "0102",
-    name: "CN=localhost",
-    notBefore,
-    notAfter,
-    keys,
-    signingAlgorithm: alg,
-  });
-  const pkcs8 = new Uint8Array(await crypto.subtle.exportKey("pkcs8", keys.privateKey));
-  const b64 = btoa(String.fromCharCode(...pkcs8));
-  return {
-    cert: cert.toString("pem"),
-    key: `-----BEGIN PRIVATE KEY-----\n${b64}\n-----END PRIVATE KEY-----\n`,
-  };
+  const { selfSigned } = await import("../../services/tls/self_signed.ts");
+  return await selfSigned({ commonName: "localhost", domains: [], notBefore, notAfter });
 }
