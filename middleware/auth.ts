@@ -19,7 +19,7 @@ import { type Action, authorize, authorizePermission } from "../services/auth/po
 import type { AppEnv } from "./app_env.ts";
 import { routePolicyOf } from "./route_policy.ts";
 
-/** Options of {@linkcode authenticate}. */
+/** What {@linkcode resolvePrincipal} needs. */
 export interface AuthenticateOptions {
   auth: AuthService;
   apiKeys: ApiKeyService;
@@ -32,28 +32,13 @@ export interface AuthenticateOptions {
   } | undefined;
 }
 
-/**
- * OAuth2PasswordBearer: reads `Authorization: Bearer <jwt>` when present and
- * puts the verified principal on the context. A bad credential is not refused
- * here but remembered: routes that need a caller refuse it with its own code
- * (401), routes that do not treat the request as anonymous, and the rate
- * limiter that runs next charges it to the client IP.
- */
-export function authenticate(options: AuthenticateOptions): MiddlewareHandler<AppEnv> {
-  return async function authenticate(c, next) {
-    await resolvePrincipal(c, options);
-    await next();
-    await auditDenied(c, options.audit);
-  };
-}
-
 /** True when the request presents a credential (`Authorization` or `X-API-Key`) to verify. */
 export function hasCredential(c: Context<AppEnv>): boolean {
   return c.req.header("authorization") !== undefined || c.req.header("x-api-key") !== undefined;
 }
 
 /**
- * The work of {@linkcode authenticate} before the route runs: sets `principal`
+ * Before the route runs (the `guard` layer): sets `principal`
  * (null when anonymous) and `authError` (why a presented credential failed).
  */
 export async function resolvePrincipal(
@@ -105,7 +90,7 @@ export async function resolvePrincipal(
   }
 }
 
-/** The work of {@linkcode authenticate} after the route ran: audits an authorization refusal (403). */
+/** After the route ran (the `guard` layer): audits an authorization refusal (403). */
 export async function auditDenied(c: Context<AppEnv>, audit: AuditService): Promise<void> {
   // Hono turns a thrown error into the response at the level it was thrown and
   // leaves it on c.error, so refusals are read here rather than caught.
@@ -123,24 +108,16 @@ export async function auditDenied(c: Context<AppEnv>, audit: AuditService): Prom
   }
 }
 
-/** The refusal of {@linkcode enforcePasswordExpiry}, or null when the caller may go on. */
+/**
+ * An expired password may only be changed: every route that does not declare
+ * `allowExpiredPassword` is refused with 403 `password_expired`, for Bearer
+ * tokens and API keys alike (the `guard` layer throws it after the rate
+ * limit, so these refusals are counted too). Null when the caller may go on.
+ */
 export function passwordExpiryRefusal(c: Context<AppEnv>): PasswordExpiredError | null {
   return c.get("principal")?.passwordExpired && !routePolicyOf(c).allowExpiredPassword
     ? new PasswordExpiredError("The password has expired; change it first")
     : null;
-}
-
-/**
- * An expired password may only be changed: every route that does not declare
- * `allowExpiredPassword` answers 403 `password_expired`, for Bearer tokens and
- * API keys alike. Runs after the rate limiter so these refusals are counted too.
- */
-export function enforcePasswordExpiry(): MiddlewareHandler<AppEnv> {
-  return async function enforcePasswordExpiry(c, next) {
-    const refusal = passwordExpiryRefusal(c);
-    if (refusal !== null) throw refusal;
-    await next();
-  };
 }
 
 /** Returns the principal or refuses with 401 (the credential's own failure when there was one). */

@@ -36,6 +36,6 @@ export function bodyLimit(options: BodyLimitOptions): MiddlewareHandler<AppEnv> 
  * OPTIONS requests without one skip the counting wrapper altogether, and
  * routes that declare `body: "stream"` (uploads) count and cap their own.
  */
-export function hasLimitedBody(c: Context<AppEnv>): boolean {
+function hasLimitedBody(c: Context<AppEnv>): boolean {
   return c.req.raw.body !== null && routePolicyOf(c).body !== "stream";
 }

@@ -1,7 +1,7 @@
-import type { Context, MiddlewareHandler } from "hono";
+import type { Context } from "hono";
 import type { AppEnv } from "./app_env.ts";
 
-/** Options of {@linkcode corsPolicy}. */
+/** Options of {@linkcode createCors}. */
 export interface CorsPolicyOptions {
   /** Exact origins, or `scheme://*.domain[:port]` for any single label; `*` allows any. */
   origins: readonly string[];
@@ -18,21 +18,10 @@ const MAX_AGE = "86400";
  * CORS per API.md. The Origin is compared as a parsed origin, never as a
  * substring, so `null`, `https://allowed.example.evil.com` and look-alikes
  * get no `Access-Control-Allow-Origin` at all (and nothing is reflected).
- * Preflights are answered here; other requests get headers on the way out,
- * written onto the response.
- * Not `hono/cors`: it rebuilds every response and sends Allow-Credentials to refused origins too.
+ * Preflights are answered by the `edge` layer; other responses get headers on
+ * the way out. Not `hono/cors`: it rebuilds every response and sends
+ * Allow-Credentials to refused origins too.
  */
-export function corsPolicy(options: CorsPolicyOptions): MiddlewareHandler<AppEnv> {
-  const cors = createCors(options);
-  return async function corsPolicy(c, next) {
-    const origin = cors.allowedOrigin(c);
-    if (cors.isPreflight(c)) return cors.preflight(origin);
-    await next();
-    cors.decorate(c.res.headers, origin);
-  };
-}
-
-/** The steps of {@linkcode corsPolicy}, for a layer that does CORS among other things (`edge.ts`). */
 export interface Cors {
   /** The request's `Origin` when it is allowed (serialized), else null. */
   allowedOrigin(c: Context<AppEnv>): string | null;

@@ -1,5 +1,5 @@
 import type { Context, MiddlewareHandler } from "hono";
-import { bodyLimit, hasLimitedBody } from "./body_limit.ts";
+import { bodyLimit } from "./body_limit.ts";
 import type { AppEnv } from "./app_env.ts";
 import { createCors } from "./cors.ts";
 import { onError } from "./problem.ts";
@@ -53,8 +53,8 @@ export function edge(options: EdgeOptions): MiddlewareHandler<AppEnv> {
       c.res = cors.preflight(origin);
     } else {
       try {
-        if (hasLimitedBody(c)) await limit(c, next);
-        else await next();
+        // Only requests with a body the limit applies to are counted (see body_limit.ts).
+        await limit(c, next);
       } catch (error) {
         // Only this layer's own throws land here: Hono answers the route's at their level.
         if (!(error instanceof Error)) throw error;

@@ -35,8 +35,7 @@ export interface GuardOptions {
  * authenticate (the principal, or why a presented credential failed), a
  * blocked account or lockdown is refused, rate limit by the route's declared
  * class, the password-expiry refusal, and on the way out the authorization
- * audit and `X-RateLimit-*`. In that order, as `authenticate`, `rateLimit` and
- * `enforcePasswordExpiry` did as three layers: authenticated callers are keyed
+ * audit and `X-RateLimit-*`. In that order: authenticated callers are keyed
  * by user id, a bad credential pays per IP, expiry refusals are counted too.
  *
  * A request without a credential on a route that declares no rate class (the

@@ -1,4 +1,4 @@
-import type { Context, MiddlewareHandler } from "hono";
+import type { Context } from "hono";
 import type { RateDecision } from "../services/limits/rate_limiter.ts";
 import type { RatePolicy } from "../services/limits/rate_policy.ts";
 import type { AppEnv } from "./app_env.ts";
@@ -6,30 +6,9 @@ import { requestMeta } from "./auth.ts";
 import { rateLimitHeaders } from "./problem.ts";
 import { routePolicyOf } from "./route_policy.ts";
 
-/** Options of {@linkcode rateLimit}. */
-export interface RateLimitOptions {
-  policy: RatePolicy;
-}
-
-/**
- * Charges every request to its KV token bucket (API.md "Rate limits") by the
- * rate class its route declares, and writes `X-RateLimit-*`; a refusal is 429
- * `rate_limited` with `Retry-After`. Runs after `authenticate` so an
- * authenticated caller is keyed by user id; a request whose credential failed
- * counts as anonymous, by client IP.
- */
-export function rateLimit(options: RateLimitOptions): MiddlewareHandler<AppEnv> {
-  const { policy } = options;
-  return async function rateLimit(c, next) {
-    const decision = await chargeRequest(c, policy);
-    await next();
-    if (decision !== null) writeRateLimitHeaders(c, decision);
-  };
-}
-
 /**
  * Charges the request to its bucket by its route's rate class; null when the
- * route is not limited (or limits are off). The work of {@linkcode rateLimit} before the route.
+ * route is not limited (or limits are off). Called by the `guard` layer.
  *
  * @throws {RateLimitedError} when the bucket is empty
  */

@@ -1,10 +1,10 @@
-import type { Context, MiddlewareHandler } from "hono";
+import type { Context } from "hono";
 import { routePath } from "hono/route";
 import { resolveClientIp } from "../services/limits/client_ip.ts";
 import type { Logger } from "../services/core/logger.ts";
 import type { AppEnv } from "./app_env.ts";
 
-/** Options of {@linkcode requestContext}. */
+/** Options of {@linkcode createRequestContext}. */
 export interface RequestContextOptions {
   logger: Logger;
   /** Trusted proxy hops for `X-Forwarded-For`. @default 0 */
@@ -17,21 +17,11 @@ export interface RequestContextOptions {
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
 /**
- * Outermost middleware: assigns the request id and client IP, sets
- * `X-Request-ID` on every response (preflights and errors too) and writes one
- * access-log line. Logs the route pattern, never the query string or headers,
- * so tokens and secrets cannot reach the log.
+ * The request id and client IP of every request, `X-Request-ID` on every
+ * response (preflights and errors too) and one access-log line, as steps of
+ * the `edge` layer. Logs the route pattern, never the query string or
+ * headers, so tokens and secrets cannot reach the log.
  */
-export function requestContext(options: RequestContextOptions): MiddlewareHandler<AppEnv> {
-  const context = createRequestContext(options);
-  return async function requestContext(c, next) {
-    const started = context.begin(c);
-    await next();
-    context.end(c, started);
-  };
-}
-
-/** The steps of {@linkcode requestContext}, for a layer that does more (`edge.ts`). */
 export interface RequestContext {
   /** Sets `requestId`, `clientIp` and `logger` on the context; returns the start time. */
   begin(c: Context<AppEnv>): number;
@@ -44,7 +34,9 @@ export function createRequestContext(options: RequestContextOptions): RequestCon
   const { logger } = options;
   const trustProxy = options.trustProxy ?? 0;
   if (!Number.isInteger(trustProxy) || trustProxy < 0) {
-    throw new TypeError("Cannot create requestContext: trustProxy must be a non-negative integer");
+    throw new TypeError(
+      "Cannot create the request context: trustProxy must be a non-negative integer",
+    );
   }
   const now = options.now ?? (() => performance.now());
   // Ids only need to be unique, not secret: a random per-instance prefix and a

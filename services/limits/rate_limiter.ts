@@ -98,7 +98,6 @@ export interface RateLimiterDeps {
   maxAttempts?: number;
 }
 
-/** Decides whether a refusal should be written to the audit trail. */
 /** Longest client key, in UTF-8 bytes, stored as given; longer keys are hashed. */
 export const MAX_BUCKET_KEY_BYTES = 256;
 
@@ -213,9 +212,6 @@ export function createRateLimiter(deps: RateLimiterDeps): RateLimiter {
     );
   }
 
-  // Consumes of the same bucket set in this instance run one after another: they
-  // would only lose versionstamp races to each other (a burst of parallel requests
-  // from one user or IP), so only other instances can still contend.
   // Consumes of the same bucket set in this instance run one after another: they
   // would only lose versionstamp races to each other (a burst of parallel requests
   // from one user or IP), so only other instances can still contend.
