@@ -91,6 +91,9 @@ export async function startHttpsServer(options: HttpsServerOptions): Promise<Htt
     cert: options.identity.cert,
     key: options.identity.key,
     minVersion,
+    // The header timeout starts only after the handshake: a client that never says hello
+    // would otherwise hold the connection for Node's default 120 s.
+    handshakeTimeout: SERVER_TIMEOUTS.headersMs,
     ...nodeTimeouts(),
   }, nodeListener(options.handler));
   const running = await startNode(server, options);

@@ -1,4 +1,4 @@
-import { startHttpsServer } from "../../server/http_server.ts";
+import { SERVER_TIMEOUTS, startHttpsServer } from "../../server/http_server.ts";
 import { assert, assertEquals } from "../_helpers/assert.ts";
 import { fingerprintOf, handshake, makeCertificate, servedFingerprint } from "../_helpers/tls.ts";
 import { memoryLogger, openWorld } from "../_helpers/world.ts";
@@ -54,6 +54,27 @@ Deno.test("startHttpsServer() serves the app over TLS 1.3 only by default, and r
         assertEquals(res.status, 413);
         assertEquals((await res.json()).code, "payload_too_large");
         assert(sent < 8 * 1024 * 1024, `client had sent ${sent} bytes before the refusal`);
+      },
+    );
+    await t.step(
+      "a connection that never starts the handshake is closed (slow loris)",
+      async () => {
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+        const started = performance.now();
+        const timer = Promise.withResolvers<"held">();
+        const id = setTimeout(() => timer.resolve("held"), SERVER_TIMEOUTS.headersMs + 5_000);
+        try {
+          // Nothing is sent: the server must hang up (EOF or reset), not wait for Node's 120 s.
+          const outcome = await Promise.race([
+            conn.read(new Uint8Array(64)).then(() => "closed", () => "closed"),
+            timer.promise,
+          ]);
+          assertEquals(outcome, "closed");
+          assert(performance.now() - started >= SERVER_TIMEOUTS.headersMs - 1_000);
+        } finally {
+          clearTimeout(id);
+          conn.close();
+        }
       },
     );
     await t.step("TLS 1.3 is accepted; 1.2, 1.1 and 1.0 are refused", async () => {
