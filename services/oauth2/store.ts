@@ -100,7 +100,15 @@ export interface OAuth2Store {
   /** Deletes a code and remembers it as spent, in one commit; the first caller wins. */
   claimCode(codeHash: string): Promise<CodeClaim>;
   /** Creates a grant and its first refresh token (if any) in one commit. */
-  createGrant(grant: GrantRecord, refresh: RefreshRecord | null): Promise<void>;
+  /**
+   * Stores a new grant while `consent` (as read) still stands: false when the consent
+   * changed or was withdrawn meanwhile.
+   */
+  createGrant(
+    grant: GrantRecord,
+    refresh: RefreshRecord | null,
+    consent: Deno.KvEntryMaybe<ConsentRecord>,
+  ): Promise<boolean>;
   getGrant(grantId: string): Promise<Deno.KvEntryMaybe<GrantRecord>>;
   getRefresh(tokenHash: string): Promise<RefreshRecord | null>;
   /** Points the grant at a new refresh token; false when the grant changed (a lost race). */
@@ -121,6 +129,8 @@ export interface OAuth2Store {
     keys: [Deno.KvKey, Deno.KvKey],
   ): Promise<{ grant: GrantRecord | null; revoked: boolean; a: A | null; b: B | null }>;
   getConsent(userId: string, clientId: string): Promise<ConsentRecord | null>;
+  /** The consent with its versionstamp, to make a grant only while it stands. */
+  getConsentEntry(userId: string, clientId: string): Promise<Deno.KvEntryMaybe<ConsentRecord>>;
   /** Adds `scopes` to the user's consent to the client. */
   addConsent(userId: string, clientId: string, scopes: readonly string[]): Promise<void>;
   consentsOfUser(userId: string): Promise<ConsentRecord[]>;
@@ -186,9 +196,10 @@ export function createOAuth2Store(deps: OAuth2StoreDeps): OAuth2Store {
           : { kind: "claimed", code: code.value };
       }, { exhausted: conflict });
     },
-    async createGrant(grant, refresh) {
+    async createGrant(grant, refresh, consent) {
       const expireIn = expireInUntil(grant.expires_at, clock.now());
       const op = kv.atomic()
+        .check(consent)
         .check({ key: oauth2GrantKey(grant.id), versionstamp: null })
         .set(oauth2GrantKey(grant.id), grant, { expireIn })
         .set(oauth2GrantByUserKey(grant.user_id, grant.id), grant.id, { expireIn })
@@ -196,7 +207,7 @@ export function createOAuth2Store(deps: OAuth2StoreDeps): OAuth2Store {
       if (refresh !== null && grant.refresh_hash !== null) {
         op.set(oauth2RefreshKey(grant.refresh_hash), refresh, { expireIn });
       }
-      if (!(await op.commit()).ok) throw conflict();
+      return (await op.commit()).ok;
     },
     getGrant(grantId) {
       return kv.get<GrantRecord>(oauth2GrantKey(grantId));
@@ -254,6 +265,9 @@ export function createOAuth2Store(deps: OAuth2StoreDeps): OAuth2Store {
     },
     async getConsent(userId, clientId) {
       return (await kv.get<ConsentRecord>(oauth2ConsentKey(userId, clientId))).value;
+    },
+    getConsentEntry(userId, clientId) {
+      return kv.get<ConsentRecord>(oauth2ConsentKey(userId, clientId));
     },
     async addConsent(userId, clientId, scopes) {
       await retryOnConflict(async (attempt) => {

@@ -178,6 +178,13 @@ export function createTokenEndpoint(deps: TokenEndpointDeps): TokenEndpoint {
     ) {
       throw new OAuthError("invalid_grant", "The account is unavailable");
     }
+    // The consent the code was issued under must still stand: withdrawing it (or logging
+    // out everywhere) in the code's lifetime voids the code, and the grant below is
+    // committed only while the consent is unchanged.
+    const consent = await store.getConsentEntry(user.id, client.id);
+    if (consent.value === null || !c.scopes.every((s) => consent.value.scopes.includes(s))) {
+      throw new OAuthError("invalid_grant", "The consent for this code was withdrawn");
+    }
     const scopes = grantableScopes(c.scopes, client.scopes, user.role);
     const refresh = client.grant_types.includes("refresh_token") ? randomSecret() : null;
     const grant: GrantRecord = {
@@ -189,11 +196,12 @@ export function createTokenEndpoint(deps: TokenEndpointDeps): TokenEndpoint {
       created_at: now.toISOString(),
       expires_at: new Date(now.getTime() + deps.grantTtlSeconds * 1000).toISOString(),
     };
-    await store.createGrant(grant, {
+    const created = await store.createGrant(grant, {
       grant_id: grant.id,
       client_id: client.id,
       expires_at: grant.expires_at,
-    });
+    }, consent);
+    if (!created) throw new OAuthError("invalid_grant", "The consent changed; authorize again");
     const details = { client_id: client.id, grant_id: grant.id, scopes };
     await audit.record({
       type: "oauth2.code_redeemed",

@@ -630,3 +630,49 @@ Deno.test("a code made before a password reset is refused (sign-in outliving acc
   }, basic(tc.client.client_id, tc.secret!));
   await assertOAuthError(res, 400, "invalid_grant");
 });
+
+Deno.test("a code made before the consent was withdrawn or the user logged out everywhere is refused", async (t) => {
+  await using w = await openWorld();
+  const boss = await admin(w);
+  const tc = await registerClient(w, boss.token);
+  const user = await signUp(w.app);
+  const as = await discover(w.app);
+  const redeem = (code: string, verifier: string) =>
+    post(w, "/oauth2/token", {
+      grant_type: "authorization_code",
+      code,
+      redirect_uri: REDIRECT_URI,
+      code_verifier: verifier,
+    }, basic(tc.client.client_id, tc.secret!));
+  const login = { email: user.user.email, password: GOOD_PASSWORD };
+
+  await t.step("consent withdrawn while the code waited", async () => {
+    const { code, verifier } = await getCode(w, as, tc, login);
+    const withdrawn = await w.app.request(`/oauth2/consents/${tc.client.client_id}`, {
+      method: "DELETE",
+      headers: bearer(user.access),
+    });
+    assertEquals(withdrawn.status, 204);
+    await assertOAuthError(await redeem(code, verifier), 400, "invalid_grant");
+    assertEquals(await w.services.oauth2.listConsents(user.id), []);
+  });
+
+  await t.step("logout-all while the code waited", async () => {
+    const { code, verifier } = await getCode(w, as, tc, login);
+    const out = await w.app.request("/auth/logout-all", {
+      method: "POST",
+      headers: bearer(user.access),
+    });
+    assertEquals(out.status, 204);
+    await assertOAuthError(await redeem(code, verifier), 400, "invalid_grant");
+  });
+
+  await t.step("control: a code redeemed with its consent in place gets tokens", async () => {
+    const fresh = await signUp(w.app);
+    const { code, verifier } = await getCode(w, as, tc, {
+      email: fresh.user.email,
+      password: GOOD_PASSWORD,
+    });
+    assertEquals((await redeem(code, verifier)).status, 200);
+  });
+});
