@@ -278,6 +278,7 @@ export function createServices(deps: Deps): Services {
   });
   const accounts = createAccountAdminService({
     kv,
+    clock,
     users,
     directory: createUserDirectory({ kv }),
     lockout,

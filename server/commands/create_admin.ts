@@ -22,7 +22,7 @@ export const createAdminCommand: CliCommand = {
       input.io.err(
         created
           ? "Created an admin account"
-          : "Promoted the existing account to admin (its password is unchanged)",
+          : "Promoted the existing account to admin with this password; its sessions, keys and grants ended",
       );
       input.io.out(id);
     }),

@@ -12,6 +12,7 @@ import type { Role } from "../auth/permissions.ts";
 import { type Actor, authorize } from "../auth/policy.ts";
 import type { CredentialRevocation } from "../auth/revocation.ts";
 import type { AuditService, RequestMeta } from "../core/audit.ts";
+import type { Clock } from "../core/clock.ts";
 import { ConflictError, NotFoundError } from "../core/errors.ts";
 import { getManyChunked } from "../core/kv.ts";
 import { userKey, usersByRolePrefix } from "../core/kv_keys.ts";
@@ -75,6 +76,7 @@ export interface AccountAdminService {
 /** Dependencies of {@linkcode createAccountAdminService}. */
 export interface AccountAdminDeps {
   kv: Deno.Kv;
+  clock: Clock;
   users: UserService;
   directory: UserDirectory;
   lockout: LockoutService;
@@ -123,6 +125,18 @@ export function createAccountAdminService(deps: AccountAdminDeps): AccountAdminS
       throw new ConflictError("Cannot demote or disable the last active admin");
     }
     return active;
+  }
+
+  async function promote(userId: string, passwordHash: string) {
+    await service.update({ kind: "cli" }, userId, { role: "admin" });
+    const now = deps.clock.now().toISOString();
+    await users.updateUser(userId, (u) => ({
+      ...u,
+      password_hash: passwordHash,
+      password_changed_at: now,
+    }));
+    await deps.revocation.revokeAll(userId, "operator");
+    return { id: userId, created: false };
   }
 
   const service: AccountAdminService = {
@@ -192,15 +206,17 @@ export function createAccountAdminService(deps: AccountAdminDeps): AccountAdminS
       });
     },
 
+    /**
+     * An existing account becomes admin with the password the operator typed, and every
+     * credential it had ends: whoever registered the address before (an unverified
+     * sign-up by someone else, say) keeps no way in.
+     */
     async createAdmin(email, password) {
       const normalized = normalizeEmail(email);
       await deps.policy.assert(password, [normalized]);
-      const existing = await users.getUserByEmail(normalized);
-      if (existing !== null) {
-        await service.update({ kind: "cli" }, existing.id, { role: "admin" });
-        return { id: existing.id, created: false };
-      }
       const passwordHash = await deps.hasher.hash(password);
+      const existing = await users.getUserByEmail(normalized);
+      if (existing !== null) return await promote(existing.id, passwordHash);
       try {
         const user = await users.createUser({
           email: normalized,
@@ -220,8 +236,7 @@ export function createAccountAdminService(deps: AccountAdminDeps): AccountAdminS
         if (!(error instanceof ConflictError)) throw error;
         const raced = await users.getUserByEmail(normalized);
         if (raced === null) throw error;
-        await service.update({ kind: "cli" }, raced.id, { role: "admin" });
-        return { id: raced.id, created: false };
+        return await promote(raced.id, passwordHash);
       }
     },
 
