@@ -127,21 +127,25 @@ export function createUpstreamService(deps: UpstreamDeps): UpstreamService {
     return `${deps.publicUrl}/auth/providers/${p.name}/callback`;
   }
 
-  async function getJson(url: string, init: RequestInit = {}): Promise<Record<string, unknown>> {
+  /**
+   * A provider's JSON answer and whether it was a success, with a 10 s bound; an unreachable
+   * provider or a non-JSON answer is a failed login, not our fault (no 500).
+   */
+  async function fetchJson(
+    url: string,
+    init: RequestInit,
+  ): Promise<{ ok: boolean; body: unknown }> {
     const headers = new Headers(init.headers);
     headers.set("accept", "application/json");
-    let res: Response;
-    let body: unknown;
     try {
-      res = await deps.fetch(url, {
+      const res = await deps.fetch(url, {
         ...init,
         headers,
         redirect: "error",
         signal: AbortSignal.timeout(10_000),
       });
-      body = await res.json();
+      return { ok: res.ok, body: await res.json() };
     } catch (error) {
-      // An unreachable provider or a non-JSON answer is a failed login, not our fault (no 500).
       if (
         error instanceof TypeError || error instanceof SyntaxError || error instanceof DOMException
       ) {
@@ -149,7 +153,11 @@ export function createUpstreamService(deps: UpstreamDeps): UpstreamService {
       }
       throw error;
     }
-    if (!res.ok || typeof body !== "object" || body === null || Array.isArray(body)) {
+  }
+
+  async function getJson(url: string, init: RequestInit = {}): Promise<Record<string, unknown>> {
+    const { ok, body } = await fetchJson(url, init);
+    if (!ok || typeof body !== "object" || body === null || Array.isArray(body)) {
       throw failed();
     }
     return body as Record<string, unknown>;
@@ -265,11 +273,9 @@ export function createUpstreamService(deps: UpstreamDeps): UpstreamService {
     const auth = { authorization: `Bearer ${tokens.access_token}` };
     const user = await getJson(ep.userinfo, { headers: auth });
     if (typeof user.id !== "number" && typeof user.id !== "string") throw failed();
-    const res = await deps.fetch(new URL("/user/emails", ep.userinfo).href, {
-      headers: { ...auth, accept: "application/json" },
-      redirect: "error",
-    });
-    const emails = res.ok ? await res.json() as unknown : [];
+    // Without the user:email scope GitHub refuses this list: then there is no verified address.
+    const listed = await fetchJson(new URL("/user/emails", ep.userinfo).href, { headers: auth });
+    const emails = listed.ok ? listed.body : [];
     const primary = Array.isArray(emails)
       ? emails.find((e) =>
         typeof e === "object" && e !== null && e.primary === true && e.verified === true
