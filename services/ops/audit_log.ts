@@ -83,19 +83,36 @@ export async function verifyAudit(kv: Deno.Kv, options: VerifyOptions): Promise<
   const problems: AuditProblem[] = [];
   const warnings: string[] = [];
   let records = 0;
-  let unchained = 0;
+  const unchained: AuditEvent[] = [];
+  /** When the first chained record was written (records before it predate the chain). */
+  let chainedSince = Infinity;
   for await (const entry of kv.list<AuditEvent>({ prefix: ["audit"] })) {
     records++;
     const event = entry.value;
     if (typeof event.chain !== "string" || typeof event.seq !== "number") {
-      unchained++;
+      unchained.push(event);
       continue;
     }
+    chainedSince = Math.min(chainedSince, Date.parse(event.at));
     const chain = chains.get(event.chain);
     if (chain === undefined) chains.set(event.chain, [event]);
     else chain.push(event);
   }
-  if (unchained > 0) warnings.push(`${unchained} records predate the hash chain and were skipped`);
+  // Records from before the hash chain existed are older than every chained one; an
+  // unchained record newer than that was written around the chain: inserted.
+  let legacy = 0;
+  for (const event of unchained) {
+    if (Date.parse(event.at) > chainedSince) {
+      problems.push({
+        kind: "unchained",
+        chain: "",
+        seq: null,
+        id: event.id,
+        message: `record ${event.id} has no place in a hash chain but postdates it: inserted`,
+      });
+    } else legacy++;
+  }
+  if (legacy > 0) warnings.push(`${legacy} records predate the hash chain and were skipped`);
   const checkpoints = new Map<string, AuditCheckpoint[]>();
   let checkpointCount = 0;
   for await (const entry of kv.list<AuditCheckpoint>({ prefix: auditCheckpointsPrefix() })) {
@@ -107,6 +124,12 @@ export async function verifyAudit(kv: Deno.Kv, options: VerifyOptions): Promise<
     warnings.push("AUDIT_SIGNING_KEY is not set: checkpoint signatures were not checked");
   }
   const horizon = options.now.getTime() - (options.retentionDays - 2) * 86_400_000;
+  /** True when the checkpoint's signature holds (always, without a key: a warning says so). */
+  const validSignature = (cp: AuditCheckpoint): boolean => {
+    if (options.signingKey === undefined) return true;
+    const { sig, ...body } = cp;
+    return sig !== null && timingSafeEqual(checkpointSignature(options.signingKey, body), sig);
+  };
 
   for (const [chain, list] of chains) {
     list.sort((a, b) => a.seq - b.seq || a.id.localeCompare(b.id));
@@ -170,18 +193,15 @@ export async function verifyAudit(kv: Deno.Kv, options: VerifyOptions): Promise<
     const cps = checkpoints.get(chain) ?? [];
     let vouched = false;
     for (const cp of cps) {
-      if (options.signingKey !== undefined) {
-        const { sig, ...body } = cp;
-        if (sig === null || !timingSafeEqual(checkpointSignature(options.signingKey, body), sig)) {
-          problems.push({
-            kind: "checkpoint",
-            chain,
-            seq: cp.seq,
-            id: null,
-            message: `checkpoint at seq ${cp.seq} has no valid signature: forged`,
-          });
-          continue;
-        }
+      if (!validSignature(cp)) {
+        problems.push({
+          kind: "checkpoint",
+          chain,
+          seq: cp.seq,
+          id: null,
+          message: `checkpoint at seq ${cp.seq} has no valid signature: forged`,
+        });
+        continue;
       }
       vouched = true;
       const at = bySeq.get(cp.seq);
@@ -212,6 +232,26 @@ export async function verifyAudit(kv: Deno.Kv, options: VerifyOptions): Promise<
         seq: null,
         id: list[0]!.id,
         message: `chain ${chain} has no valid checkpoint: its records were inserted`,
+      });
+    }
+  }
+  // A chain whose records are all gone leaves only its checkpoints: a signed one inside the
+  // retention horizon vouches for records that must still exist.
+  for (const [chain, cps] of checkpoints) {
+    if (chains.has(chain)) continue;
+    const recent = cps.filter((cp) => validSignature(cp) && Date.parse(cp.at) > horizon);
+    const last = recent.reduce<AuditCheckpoint | null>(
+      (a, cp) => a === null || cp.seq > a.seq ? cp : a,
+      null,
+    );
+    if (last !== null) {
+      problems.push({
+        kind: "deleted",
+        chain,
+        seq: 0,
+        id: null,
+        message:
+          `chain ${chain} has no records left but its checkpoint at seq ${last.seq}: deleted`,
       });
     }
   }

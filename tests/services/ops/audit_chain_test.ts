@@ -80,6 +80,30 @@ Deno.test("audit verify names a deleted record, in the middle and at the tail", 
   });
 });
 
+Deno.test("audit verify names a chain whose every record was deleted", async () => {
+  using kv = await Deno.openKv(":memory:");
+  const clock = new FakeClock();
+  const events = await chainOf(kv, clock, 6);
+  for (const event of events) await kv.delete(auditKey(event.id));
+  const result = await verify(kv, clock);
+  assert(!result.ok);
+  const deleted = result.problems.find((p) => p.kind === "deleted");
+  assertEquals(deleted?.chain, events[0]!.chain);
+  assertMatch(deleted!.message, /no records left/);
+});
+
+Deno.test("audit verify names an unchained record written after the chain began", async () => {
+  using kv = await Deno.openKv(":memory:");
+  const clock = new FakeClock();
+  const events = await chainOf(kv, clock, 4);
+  const { chain: _chain, seq: _seq, prev: _prev, hash: _hash, ...bare } = events[3]!;
+  const planted = { ...bare, id: "planted-record-0001", at: clock.now().toISOString() };
+  await kv.set(auditKey(planted.id), planted);
+  const result = await verify(kv, clock);
+  assert(!result.ok);
+  assertEquals(result.problems.find((p) => p.kind === "unchained")?.id, planted.id);
+});
+
 Deno.test("audit verify names an inserted record", async (t) => {
   await t.step("spliced into a chain", async () => {
     using kv = await Deno.openKv(":memory:");
