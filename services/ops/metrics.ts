@@ -395,7 +395,11 @@ export function instrumentKv(kv: Deno.Kv, metrics: Metrics): Deno.Kv {
     get(target, prop) {
       if (wrapped.has(prop)) return wrapped.get(prop);
       const value = Reflect.get(target, prop, target);
-      return typeof value === "function" ? value.bind(target) : value;
+      if (typeof value !== "function") return value;
+      // Bound once, then reused: not a new function on every call through the store.
+      const bound = value.bind(target);
+      wrapped.set(prop, bound);
+      return bound;
     },
   });
 }
